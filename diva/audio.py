@@ -1,0 +1,131 @@
+"""The one audio loader: anything a user or Gradio hands us -> 16 kHz mono float32.
+
+Accepted: a file path (wav, flac, mp3, ogg, ... via soundfile, with ffmpeg as fallback),
+a 1-D/2-D numpy array (assumed 16 kHz), `(rate, array)` as Gradio gives it, or a dict
+`{"array": ..., "sampling_rate": ...}` as `datasets` gives it. Bad input raises `AudioError`.
+"""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16_000
+WINDOW_SECONDS = 30.0  # Whisper's encoder window
+MAX_FILE_BYTES = 200 * 1024 * 1024
+SILENCE_PEAK = 1e-4  # peak amplitude below which we call a clip silent
+
+AudioInput = Union[str, Path, np.ndarray, tuple, dict]
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used, with a message meant for a person."""
+
+
+class LongAudioWarning(UserWarning):
+    """The clip is longer than Whisper's 30 s window; only the first 30 s are heard."""
+
+
+def _read_file(path: Path) -> tuple[np.ndarray, int]:
+    if not path.exists():
+        raise AudioError(f"audio file not found: {path}")
+    if path.stat().st_size == 0:
+        raise AudioError(f"audio file is empty: {path}")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise AudioError(f"audio file is larger than {MAX_FILE_BYTES // 2**20} MB: {path}")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        return data, rate
+    except Exception as sf_error:  # soundfile can't read it: try ffmpeg (mp3 variants, m4a, webm, ...)
+        if shutil.which("ffmpeg") is None:
+            raise AudioError(f"cannot read audio file {path.name}: {sf_error}") from None
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "wav", "-ac", "1",
+               "-ar", str(SAMPLE_RATE), "-"]
+        done = subprocess.run(cmd, capture_output=True)
+        if done.returncode != 0 or len(done.stdout) <= 44:
+            raise AudioError(f"cannot read audio file {path.name}: not a supported audio format") from None
+        data, rate = sf.read(io.BytesIO(done.stdout), dtype="float32")
+        return data, rate
+
+
+def _to_float(data: np.ndarray) -> np.ndarray:
+    if data.dtype.kind == "i":
+        return data.astype(np.float32) / float(np.iinfo(data.dtype).max + 1)
+    if data.dtype.kind == "u":  # 8-bit PCM is unsigned, centred on 128
+        half = (np.iinfo(data.dtype).max + 1) / 2
+        return (data.astype(np.float32) - half) / half
+    if data.dtype.kind == "f":
+        return data.astype(np.float32)
+    raise AudioError(f"audio samples must be numbers, got dtype {data.dtype}")
+
+
+def _to_mono(data: np.ndarray) -> np.ndarray:
+    if data.ndim == 1:
+        return data
+    if data.ndim == 2:
+        # (samples, channels) from files; (channels, samples) when the short side is first
+        channel_axis = 1 if data.shape[0] >= data.shape[1] else 0
+        return data.mean(axis=channel_axis)
+    raise AudioError(f"audio must be 1-D or 2-D, got shape {data.shape}")
+
+
+def load_audio(source: AudioInput, *, sample_rate: int | None = None,
+               long_audio: str = "truncate") -> np.ndarray:
+    """Return 16 kHz mono float32 samples in [-1, 1].
+
+    `sample_rate` is the rate of a bare array (default 16 kHz). Audio longer than 30 s is
+    truncated with a `LongAudioWarning` (`long_audio="truncate"`) or rejected (`"error"`).
+    """
+    if isinstance(source, (str, Path)):
+        data, rate = _read_file(Path(source))
+    elif isinstance(source, tuple) and len(source) == 2:
+        rate, data = source
+        if not isinstance(rate, (int, np.integer)) and isinstance(data, (int, np.integer)):
+            data, rate = rate, data  # (array, rate) order
+    elif isinstance(source, dict) and "array" in source:
+        data, rate = source["array"], source.get("sampling_rate", SAMPLE_RATE)
+    elif isinstance(source, np.ndarray) or hasattr(source, "__array__"):
+        data, rate = np.asarray(source), sample_rate or SAMPLE_RATE
+    elif source is None:
+        raise AudioError("no audio was given")
+    else:
+        raise AudioError(f"unsupported audio input of type {type(source).__name__}")
+
+    data = np.asarray(data)
+    rate = int(rate)
+    if not 1000 <= rate <= 384_000:
+        raise AudioError(f"implausible sample rate {rate} Hz")
+    data = _to_mono(_to_float(data))
+    if data.size == 0:
+        raise AudioError("the audio is empty (0 samples)")
+    if not np.all(np.isfinite(data)):
+        raise AudioError("the audio contains NaN or infinite samples")
+    peak = float(np.max(np.abs(data)))
+    if peak < SILENCE_PEAK:
+        raise AudioError("the audio is silent: nothing was recorded")
+    if peak > 1.0:
+        data = data / peak  # float input outside [-1, 1]: normalise instead of clipping
+    if rate != SAMPLE_RATE:
+        data = soxr.resample(data, rate, SAMPLE_RATE).astype(np.float32)
+    if data.size < SAMPLE_RATE // 10:
+        raise AudioError(f"the audio is too short ({data.size / SAMPLE_RATE:.2f} s; at least 0.1 s)")
+    limit = int(WINDOW_SECONDS * SAMPLE_RATE)
+    if data.size > limit:
+        seconds = data.size / SAMPLE_RATE
+        if long_audio == "error":
+            raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {WINDOW_SECONDS:.0f} s")
+        warnings.warn(f"audio is {seconds:.1f} s long; only the first {WINDOW_SECONDS:.0f} s are used",
+                      LongAudioWarning, stacklevel=2)
+        data = data[:limit]
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def duration_s(samples: np.ndarray) -> float:
+    return samples.size / SAMPLE_RATE
