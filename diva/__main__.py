@@ -1,0 +1,82 @@
+"""`python -m diva COMMAND`: assets | ask | serve | list."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS
+
+
+def ask(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m diva ask", description="Ask an assistant a spoken question.")
+    parser.add_argument("file", help="audio file (wav, flac, mp3, ogg, ...)")
+    parser.add_argument("--prompt", default=None, help="optional text instruction, placed before the audio")
+    parser.add_argument("--assistant", default="cascade-mini", help="registry name (see `python -m diva list`)")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
+    args = parser.parse_args(argv)
+
+    from diva.assistants import AssistantNotAvailable, load_assistant
+    from diva.audio import AudioError, load_audio
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            audio = load_audio(args.file)  # check the audio before loading any model
+        for w in caught:
+            print(f"warning: {w.message}", file=sys.stderr)
+        assistant = load_assistant(args.assistant)
+        stream = assistant.stream(audio, args.prompt, max_new_tokens=args.max_new_tokens)
+        if args.json:
+            stream.text()
+            print(json.dumps({"assistant": assistant.name, **stream.reply.as_dict()}, ensure_ascii=False))
+        else:
+            print(f"[{assistant.name}] ", end="", flush=True)
+            for delta in stream:
+                print(delta, end="", flush=True)
+            reply = stream.reply
+            ttft = f"{reply.ttft_s:.2f}s" if reply.ttft_s is not None else "n/a"
+            speed = f"{reply.tokens_per_s:.1f}" if reply.tokens_per_s else "n/a"
+            heard = f", heard: {reply.transcript!r}" if reply.transcript else ""
+            print(f"\n  (time to first token {ttft}, {speed} tokens/s{heard})", file=sys.stderr)
+    except AudioError as error:
+        print(f"error: {args.file}: {error}", file=sys.stderr)
+        return 2
+    except (AssistantNotAvailable, KeyError) as error:
+        print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def list_assistants(argv: list[str]) -> int:
+    from diva.assistants.registry import ASSISTANTS
+    for name, spec in ASSISTANTS.items():
+        source = spec.checkpoint or f"{spec.encoder or ''} {spec.llm or ''}".strip()
+        print(f"{name:22s} {spec.backend:12s} {source}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"assets": "prepare the embedded default models", "ask": "ask an assistant about an audio file",
+                "serve": "serve an assistant as an OpenAI-compatible endpoint", "list": "list assistants"}
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+        print("usage: python -m diva COMMAND [options]\n\ncommands:")
+        for name, text in commands.items():
+            print(f"  {name:8s} {text}")
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    command, rest = argv[0], argv[1:]
+    if command == "assets":
+        from diva import assets
+        return assets.main(rest) or 0
+    if command == "serve":
+        from diva import serve
+        return serve.main(rest) or 0
+    if command == "list":
+        return list_assistants(rest)
+    return ask(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

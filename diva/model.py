@@ -1,0 +1,144 @@
+"""DiVA: frozen Whisper encoder -> Q-Former connector -> virtual tokens -> frozen text LLM.
+
+The connector is a full copy of Whisper's decoder, initialised from Whisper, whose input
+embeddings are learned query tokens (plus Whisper's learned decoder positions); it
+cross-attends to the encoder output with causal self-attention over the queries. A linear
+projection (with bias) maps its output to the LLM width. Trainable: query tokens, the decoder
+copy, the projection. Frozen: the encoder and the LLM.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from diva.audio import SAMPLE_RATE
+from diva.prompt import PromptLayout
+
+
+@dataclass
+class DivaConfig:
+    encoder: str = "whisper-tiny.en"      # embedded name, hub id or folder
+    llm: str = "smollm2-135m-instruct"
+    n_queries: int = 448                  # paper: 448 = Whisper's max target length
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DiVA(nn.Module):
+    def __init__(self, whisper, feature_extractor, llm, tokenizer, config: DivaConfig):
+        super().__init__()
+        max_queries = whisper.config.max_target_positions
+        if not 1 <= config.n_queries <= max_queries:
+            raise ValueError(f"n_queries must be in 1..{max_queries} (Whisper's decoder positions)")
+        self.config = config
+        self.feature_extractor = feature_extractor
+        self.tokenizer = tokenizer
+        self.layout = PromptLayout(tokenizer)
+        self.encoder = whisper.get_encoder()          # frozen, shared with other assistants
+        self.llm = llm                                # frozen, shared with other assistants
+        d_whisper, d_llm = whisper.config.d_model, llm.get_input_embeddings().embedding_dim
+        self.connector = copy.deepcopy(whisper.get_decoder())
+        self.connector.train(False)
+        self.connector.requires_grad_(True)
+        # start the queries at Whisper's own token-embedding scale
+        scale = float(self.connector.embed_tokens.weight.detach().std())
+        self.query_tokens = nn.Parameter(torch.randn(config.n_queries, d_whisper) * scale)
+        self.projection = nn.Linear(d_whisper, d_llm, bias=True)
+        device = next(llm.parameters()).device
+        dtype = next(llm.parameters()).dtype
+        for module in (self.connector, self.projection):
+            module.to(device=device, dtype=dtype)
+        self.query_tokens.data = self.query_tokens.data.to(device=device, dtype=dtype)
+
+    # ---- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: DivaConfig) -> "DiVA":
+        from diva.models import load_llm, load_whisper
+        whisper, features, _ = load_whisper(config.encoder)
+        llm, tokenizer = load_llm(config.llm)
+        return cls(whisper, features, llm, tokenizer, config)
+
+    def train(self, mode: bool = True) -> "DiVA":
+        super().train(mode)
+        self.encoder.eval()  # frozen parts never switch to training mode
+        self.llm.eval()
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.query_tokens.device
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [self.query_tokens, *self.connector.parameters(), *self.projection.parameters()]
+
+    def connector_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what DiVA trains (the encoder and LLM come from their own checkpoints)."""
+        state = {"query_tokens": self.query_tokens.detach()}
+        state.update({f"connector.{k}": v for k, v in self.connector.state_dict().items()})
+        state.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
+        return state
+
+    # ---- the audio path -------------------------------------------------------------------
+    def features(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Log-mel features padded to Whisper's 30 s window: (B, n_mels, 3000)."""
+        out = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
+        return out.input_features.to(self.device, dtype=self.query_tokens.dtype)
+
+    @torch.no_grad()
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        """Frozen Whisper encoder: (B, n_mels, 3000) -> (B, 1500, d_whisper)."""
+        return self.encoder(features).last_hidden_state
+
+    def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Connector: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
+        queries = self.query_tokens.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
+        hidden = self.connector(inputs_embeds=queries, encoder_hidden_states=encoder_states,
+                                use_cache=False).last_hidden_state
+        return self.projection(hidden)
+
+    # ---- LLM inputs in the chat-template layout ---------------------------------------------
+    def embed_ids(self, ids: list[int]) -> torch.Tensor:
+        table = self.llm.get_input_embeddings()
+        return table(torch.tensor(ids, dtype=torch.long, device=self.device))
+
+    def audio_inputs(self, virtual_tokens: torch.Tensor, prompts: list[str | None] | None = None):
+        """[prefix][prompt][virtual tokens][suffix] per example, left-padded."""
+        prompts = prompts or [None] * virtual_tokens.shape[0]
+        rows = []
+        for tokens, prompt in zip(virtual_tokens, prompts):
+            before, after = self.layout.around_audio(prompt)
+            rows.append(torch.cat([self.embed_ids(before), tokens, self.embed_ids(after)]))
+        return left_pad(rows)
+
+    def text_inputs(self, transcripts: list[str], prompts: list[str | None] | None = None):
+        """The same layout with the transcript in place of the audio, left-padded."""
+        prompts = prompts or [None] * len(transcripts)
+        rows = [self.embed_ids(self.layout.text_ids(t, p)) for t, p in zip(transcripts, prompts)]
+        return left_pad(rows)
+
+    def last_hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The LLM's final hidden state (after its final norm) at the last prompt position."""
+        out = self.llm.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                     use_cache=False)
+        return out.last_hidden_state[:, -1]
+
+    def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
+        """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
+        virtual = self.virtual_tokens(self.encode(self.features(audios)))
+        return self.audio_inputs(virtual, prompts)
+
+
+def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (T_i, d) rows into (B, T, d) with zeros on the left and a 0/1 attention mask."""
+    longest = max(r.shape[0] for r in rows)
+    embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
+    mask = torch.zeros(len(rows), longest, dtype=torch.long, device=rows[0].device)
+    for i, r in enumerate(rows):
+        embeds[i, longest - r.shape[0]:] = r
+        mask[i, longest - r.shape[0]:] = 1
+    return embeds, mask
