@@ -1,0 +1,89 @@
+"""The one audio loader: formats, channels, rates, sample types, and clear errors."""
+import shutil
+import subprocess
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from diva.audio import SAMPLE_RATE, AudioError, LongAudioWarning, load_audio
+
+
+def tone(seconds=1.0, rate=SAMPLE_RATE, freq=440.0):
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+def test_reads_files_and_resamples(tmp_path, fmt):
+    path = tmp_path / f"clip.{fmt}"
+    sf.write(path, tone(1.0, 44_100), 44_100)
+    audio = load_audio(path)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(audio.size - SAMPLE_RATE) <= 2
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+def test_reads_mp3_through_ffmpeg(tmp_path):
+    wav, mp3 = tmp_path / "a.wav", tmp_path / "a.mp3"
+    sf.write(wav, tone(1.0, 22_050), 22_050)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(wav), str(mp3)], check=True)
+    audio = load_audio(mp3)
+    assert 0.9 * SAMPLE_RATE < audio.size < 1.2 * SAMPLE_RATE
+    assert np.max(np.abs(audio)) > 0.1
+
+
+def test_gradio_tuple_stereo_int16():
+    stereo = (np.stack([tone(), tone()], axis=1) * 32767).astype(np.int16)
+    audio = load_audio((48_000, stereo))
+    assert audio.ndim == 1 and abs(audio.size - SAMPLE_RATE / 3) <= 2
+    assert 0.45 < np.max(np.abs(audio)) <= 0.51  # int16 scaled to [-1, 1]
+
+
+def test_channels_first_array_and_dataset_dict():
+    audio = load_audio({"array": np.stack([tone(), tone()]), "sampling_rate": SAMPLE_RATE})
+    assert audio.shape == (SAMPLE_RATE,)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros(0, np.float32), "empty"),
+    (np.zeros(SAMPLE_RATE, np.float32), "silent"),
+    (np.full(SAMPLE_RATE, np.nan, np.float32), "NaN"),
+    (np.array([np.inf] * 100, np.float32), "NaN or infinite"),
+    (tone(0.01), "too short"),
+])
+def test_bad_arrays_raise_clear_errors(bad, message):
+    with pytest.raises(AudioError, match=message):
+        load_audio(bad)
+
+
+def test_bad_files_raise_clear_errors(tmp_path):
+    with pytest.raises(AudioError, match="not found"):
+        load_audio(tmp_path / "nope.wav")
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"")
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(empty)
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00garbage" * 50)
+    with pytest.raises(AudioError, match="cannot read"):
+        load_audio(corrupt)
+
+
+def test_bad_rate_and_types():
+    with pytest.raises(AudioError, match="sample rate"):
+        load_audio((5, tone()))
+    with pytest.raises(AudioError, match="unsupported"):
+        load_audio(12345)
+
+
+def test_long_audio_is_truncated_with_a_warning_or_refused():
+    long = tone(31.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(long)
+    assert audio.size == 30 * SAMPLE_RATE
+    assert any(issubclass(w.category, LongAudioWarning) for w in caught)
+    with pytest.raises(AudioError, match="31.0 s long"):
+        load_audio(long, long_audio="error")
