@@ -1,0 +1,3 @@
+from results.paper import main
+
+raise SystemExit(main())
