@@ -1,0 +1,64 @@
+"""DiVA's losses on hand-computable tensors."""
+import math
+
+import torch
+
+from diva.losses import (distillation_loss, response_kl_loss, token_alignment_loss,
+                         transcript_ce_loss)
+
+
+def test_distillation_zero_when_branches_match_and_known_value():
+    h = torch.randn(3, 5)
+    assert distillation_loss(h, h.clone()).item() == 0.0
+    a = torch.tensor([[3.0, 4.0], [0.0, 0.0]])
+    t = torch.zeros(2, 2)
+    assert distillation_loss(a, t).item() == 2.5          # (5 + 0) / 2: unsquared, batch mean
+
+
+def test_distillation_gradient_only_on_student():
+    a = torch.tensor([[1.0, 1.0]], requires_grad=True)
+    t = torch.zeros(1, 2)
+    distillation_loss(a, t).backward()
+    torch.testing.assert_close(a.grad, torch.tensor([[1.0, 1.0]]) / math.sqrt(2))
+
+
+def test_token_alignment_uses_last_n_queries():
+    Q, d = 4, 2
+    emb = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [9.0, 9.0]]])          # 2 real tokens + padding
+    mask = torch.tensor([[1, 1, 0]])
+    virtual = torch.zeros(1, Q, d)
+    virtual[0, 2:] = emb[0, :2]                                          # last 2 queries match
+    virtual[0, :2] = 100.0                                               # free queries: ignored
+    assert token_alignment_loss(virtual, emb, mask).item() == 0.0
+    virtual[0, 3] = torch.tensor([0.0, 4.0])                             # off by 3 on one token
+    assert token_alignment_loss(virtual, emb, mask).item() == 1.5       # (0 + 3) / 2
+
+
+def test_token_alignment_caps_at_query_count_and_batches():
+    emb = torch.arange(12.0).reshape(1, 6, 2).repeat(2, 1, 1)
+    mask = torch.tensor([[1] * 6, [1, 0, 0, 0, 0, 0]])
+    virtual = torch.zeros(2, 3, 2)
+    virtual[0] = emb[0, :3]                   # 6 tokens, 3 queries: first 3 tokens on all queries
+    virtual[1, 2] = emb[1, 0] + torch.tensor([0.0, 2.0])   # 1 token on the last query, off by 2
+    loss = token_alignment_loss(virtual, emb, mask)
+    assert loss.item() == 1.0                 # (0 + 2) / 2
+
+
+def test_token_alignment_empty_transcript_is_zero():
+    assert token_alignment_loss(torch.ones(1, 3, 2), torch.zeros(1, 2, 2), torch.zeros(1, 2)).item() == 0.0
+
+
+def test_response_kl_zero_for_equal_and_known_value():
+    logits = torch.randn(2, 3, 5)
+    mask = torch.ones(2, 3)
+    assert abs(response_kl_loss(logits, logits.clone(), mask).item()) < 1e-6
+    teacher = torch.log(torch.tensor([[[0.5, 0.5]]]))
+    student = torch.log(torch.tensor([[[0.25, 0.75]]]))
+    expected = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)
+    assert abs(response_kl_loss(student, teacher, torch.ones(1, 1)).item() - expected) < 1e-6
+
+
+def test_transcript_ce_ignores_masked_labels():
+    logits = torch.log(torch.tensor([[[0.5, 0.5], [0.9, 0.1]]]))
+    labels = torch.tensor([[0, -100]])
+    assert abs(transcript_ce_loss(logits, labels).item() - math.log(2)) < 1e-6
