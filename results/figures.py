@@ -166,8 +166,9 @@ def load_eval(path: Path) -> pd.DataFrame:
                      keep_default_na=False, na_values={c: [""] for c in ("value", "ci_low", "ci_high", "n")})
     missing = [c for c in ("assistant", "task", "subset", "metric", "value") if c not in df]
     if missing:
-        raise ValueError(f"{path} lacks columns {missing}")
-    return df
+        raise ValueError(f"{shown(path)} lacks columns {missing}")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df[df["value"].notna()]
 
 
 def load_items(items_dir: Path, suite: str, assistant: str, task: str) -> pd.DataFrame | None:
@@ -297,9 +298,11 @@ def item_scores(items_dir: Path, suite: str, row: pd.Series) -> pd.Series | None
     if items is None:
         return None
     keep = items["subset"] == str(row["subset"])
+    if not keep.any() and str(row["subset"]) in ("", "all"):  # a task-level row: all its items
+        keep[:] = True
     if "modality" in items and row["modality"]:
         keep &= items["modality"] == row["modality"]
-    scored = items[keep]
+    scored = items[keep & pd.to_numeric(items["score"], errors="coerce").notna()]
     return pd.Series(scored["score"].to_numpy(float), index=scored["item_id"].astype(str))
 
 

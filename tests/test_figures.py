@@ -203,3 +203,24 @@ def test_paired_bootstrap_hand_cases():
     # same seed, same answer
     a, b = np.r_[np.ones(12), np.zeros(8)], np.r_[np.ones(9), np.zeros(11)]
     assert figures.paired_bootstrap(a, b) == figures.paired_bootstrap(a, b)
+
+
+def test_classification_panels_and_task_level_items(tmp_path):
+    """iemocap/meld share the paper's 'Emotion recognition' panel; a task-level CSV row ('all')
+    is tested against all of that task's items, whatever their subset."""
+    d = tmp_path / "eval"
+    for assistant, scores in (("diva-mini", [1] * 30), ("cascade-mini", [0] * 30)):
+        write_items(d / "items", "classification", assistant, "iemocap", "angry", scores)
+    rows = [eval_row("diva-mini", "iemocap", "all", 100.0, metric="weighted_f1"),
+            eval_row("cascade-mini", "iemocap", "all", 0.0, metric="weighted_f1"),
+            eval_row("diva-mini", "mustard", "all", 55.0),
+            {**eval_row("cascade-mini", "mustard", "all", 0.0), "value": "n/a"}]  # unreadable: dropped
+    pd.DataFrame(rows).to_csv(tmp_path / "classification.csv", index=False)
+    results = figures.load_eval(tmp_path / "classification.csv")
+    fig = figures.our_eval_figure(results, SPEC["fig3_classification"], d / "items")
+    assert [ax.get_title() for ax in fig.axes] == ["Emotion recognition", "Sarcasm & humour"]
+    assert bar_heights(fig) == {("iemocap", "all", "diva-mini"): 100.0,
+                                ("iemocap", "all", "cascade-mini"): 0.0,
+                                ("mustard", "all", "diva-mini"): 55.0}
+    assert starred_labels(fig) == {"label|iemocap|all|diva-mini"}
+    assert [ax.get_ylabel() for ax in fig.axes] == ["Weighted F1 (%)", "Accuracy (%)"]
