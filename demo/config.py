@@ -1,0 +1,101 @@
+"""Arena configuration: which models battle, how often, where votes go, and the safety limits.
+
+Read from a TOML file (default `demo/arena.toml`); command-line flags override single values.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+DEFAULT_CONFIG = Path(__file__).with_name("arena.toml")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One contestant: a local registry assistant or a remote OpenAI-compatible endpoint."""
+    name: str
+    kind: str = "local"            # "local" | "remote"
+    weight: float = 1.0
+    base_url: str | None = None    # remote only, e.g. http://127.0.0.1:8001/v1
+    model: str | None = None       # remote model id (defaults to `name`)
+    api_key_env: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in ("local", "remote"):
+            raise ValueError(f"model {self.name!r}: kind must be 'local' or 'remote', not {self.kind!r}")
+        if self.kind == "remote" and not self.base_url:
+            raise ValueError(f"remote model {self.name!r} needs base_url")
+        if self.weight < 0:
+            raise ValueError(f"model {self.name!r}: weight must be >= 0")
+
+    @property
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_mb: float = 10.0
+    max_audio_s: float = 30.0
+    battles_per_minute: int = 6
+    max_prompt_chars: int = 500
+
+
+@dataclass(frozen=True)
+class ArenaConfig:
+    models: tuple[ModelSpec, ...]
+    db: str = "sqlite:///results/arena/arena.db"
+    audio_dir: str = "results/arena/audio"
+    store_audio: bool = True
+    max_new_tokens: int = 96
+    limits: Limits = field(default_factory=Limits)
+    pair_weights: dict[tuple[str, str], float] = field(default_factory=dict)
+    fallbacks: tuple[str, ...] = ()   # local assistants that step in while fewer than two models load
+
+    def __post_init__(self):
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique: {names}")
+        for a, b in self.pair_weights:
+            for n in (a, b):
+                if n not in names:
+                    raise ValueError(f"pair_weights names unknown model {n!r}")
+
+    def pair_weight(self, a: ModelSpec, b: ModelSpec) -> float:
+        """Relative chance of drawing the (unordered) pair a, b."""
+        for key in ((a.name, b.name), (b.name, a.name)):
+            if key in self.pair_weights:
+                return self.pair_weights[key]
+        return a.weight * b.weight
+
+    def resolved(self, root: Path) -> "ArenaConfig":
+        """The same config with a relative SQLite path and audio folder taken from `root`."""
+        db = self.db
+        prefix = "sqlite:///"
+        if db.startswith(prefix) and not db.startswith(prefix + "/") and db != prefix + ":memory:":
+            db = prefix + str(root / db[len(prefix):])
+        audio = self.audio_dir if Path(self.audio_dir).is_absolute() else str(root / self.audio_dir)
+        return replace(self, db=db, audio_dir=audio)
+
+
+def parse_pair(key: str) -> tuple[str, str]:
+    parts = [p.strip() for p in key.split(" vs ")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"pair_weights key must look like 'a vs b', got {key!r}")
+    return parts[0], parts[1]
+
+
+def config_from_dict(raw: dict) -> ArenaConfig:
+    models = tuple(ModelSpec(**m) for m in raw.get("models", []))
+    limits = Limits(**raw.get("limits", {}))
+    pairs = {parse_pair(k): float(v) for k, v in raw.get("pair_weights", {}).items()}
+    scalars = {k: raw[k] for k in ("db", "audio_dir", "store_audio", "max_new_tokens") if k in raw}
+    return ArenaConfig(models=models, limits=limits, pair_weights=pairs,
+                       fallbacks=tuple(raw.get("fallbacks", ())), **scalars)
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> ArenaConfig:
+    with open(path, "rb") as f:
+        return config_from_dict(tomllib.load(f))
