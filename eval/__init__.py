@@ -1,0 +1,7 @@
+"""Evaluation: tasks as data (real hub datasets and offline counterparts), metrics, the runner.
+
+    python -m eval.run --assistant text-mini,cascade-mini --suite all
+
+`eval.tasks` registers every task by name; `eval.run` answers them through the assistant
+interface (batched, cached in SQLite) and writes `results/eval/`.
+"""
