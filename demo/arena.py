@@ -1,0 +1,269 @@
+"""The A/B arena: two anonymous assistants answer the same spoken question side by side; people vote.
+
+    python -m demo.arena [--config demo/arena.toml] [--db URL] [--host 127.0.0.1] [--port 7860]
+                         [--auth user:pass] [--no-store-audio]
+
+All state lives in an `Arena` object (config, vote store, loaded assistants, rate limiter);
+`Arena.build_ui()` returns the Gradio app. Model output is shown in read-only text boxes, never
+rendered as HTML or Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import queue
+import random
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from demo.config import DEFAULT_CONFIG, ArenaConfig, ModelSpec, load_config
+from demo.store import OUTCOMES, Battle, VoteError, VoteStore
+from diva.assistants.base import VoiceAssistant
+from diva.audio import SAMPLE_RATE, AudioError, load_audio
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VOTE_LABELS = {"model_a": "A is better", "model_b": "B is better", "tie": "Tie",
+               "both_bad": "Both are bad"}
+UPDATE_EVERY_S = 0.08  # how often streaming text is pushed to the page
+
+
+class ArenaError(ValueError):
+    """Something the user should be told (bad audio, rate limit, ...), shown as a message."""
+
+
+class RateLimiter:
+    """At most `limit` events per `window_s` seconds per key (a browser session)."""
+
+    def __init__(self, limit: int, window_s: float = 60.0):
+        self.limit, self.window_s = limit, window_s
+        self._events: dict[str, collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> float | None:
+        """Record an event and return None, or return the seconds to wait when over the limit."""
+        now = time.monotonic()
+        with self._lock:
+            for k in [k for k, d in self._events.items() if d and now - d[-1] > self.window_s]:
+                del self._events[k]  # forget idle sessions
+            events = self._events.setdefault(key, collections.deque())
+            while events and now - events[0] > self.window_s:
+                events.popleft()
+            if len(events) >= self.limit:
+                return self.window_s - (now - events[0]) if events else self.window_s
+            events.append(now)
+            return None
+
+
+@dataclass
+class Side:
+    """One contestant's answer as it streams in. Times are seconds since the battle started."""
+    model: str
+    text: str = ""
+    ttft_s: float | None = None
+    total_s: float | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.total_s is not None or self.error is not None
+
+    def stats(self) -> str:
+        if self.error:
+            return "this model failed"
+        first = f"first token {self.ttft_s:.2f} s" if self.ttft_s is not None else "waiting…"
+        return f"{first} · total {self.total_s:.2f} s" if self.total_s is not None else first
+
+
+@dataclass
+class BattleState:
+    """Per-browser-session state (held by Gradio in a gr.State)."""
+    battle_id: str | None = None
+    sides: list[Side] = field(default_factory=list)
+    voted: bool = False
+
+
+class Arena:
+    def __init__(self, config: ArenaConfig, store: VoteStore | None = None,
+                 assistants: dict[str, VoiceAssistant] | None = None, seed: int | None = None):
+        self.config = config
+        self.store = store or VoteStore(config.db, config.audio_dir, config.store_audio)
+        self.assistants: dict[str, VoiceAssistant] = dict(assistants or {})
+        self.contestants: dict[str, ModelSpec] = {}
+        self.unavailable: dict[str, str] = {}
+        self.limiter = RateLimiter(config.limits.battles_per_minute)
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    # ---- models ----------------------------------------------------------------------------
+    def _load(self, spec: ModelSpec) -> VoiceAssistant:
+        if spec.name in self.assistants:
+            return self.assistants[spec.name]
+        if spec.kind == "remote":
+            from diva.assistants.remote import RemoteAssistant
+            return RemoteAssistant(spec.name, spec.base_url, spec.model or spec.name, spec.api_key)
+        from diva.assistants import load_assistant
+        return load_assistant(spec.name)
+
+    def prepare(self) -> "Arena":
+        """Load every configured model (remote ones are only built); fallbacks fill in for failures."""
+        candidates = list(self.config.models)
+        fallbacks = [ModelSpec(name) for name in self.config.fallbacks
+                     if name not in {m.name for m in candidates}]
+        while candidates:
+            spec = candidates.pop(0)
+            try:
+                assistant = self._load(spec)
+                if not assistant.accepts_audio:
+                    raise ValueError(f"{spec.name} does not take audio")
+            except Exception as error:  # noqa: BLE001 - any load failure just removes the model
+                self.unavailable[spec.name] = f"{type(error).__name__}: {error}"
+                print(f"arena: {spec.name} is unavailable: {error}", flush=True)
+                if not candidates and len(self.contestants) < 2 and fallbacks:
+                    candidates.append(fallbacks.pop(0))
+                continue
+            self.assistants[spec.name] = assistant
+            self.contestants[spec.name] = spec
+            if not candidates and len(self.contestants) < 2 and fallbacks:
+                candidates.append(fallbacks.pop(0))
+        if len(self.contestants) < 2:
+            raise RuntimeError(f"the arena needs two models that load; got {list(self.contestants)}; "
+                               f"unavailable: {self.unavailable}")
+        return self
+
+    def draw_pair(self) -> tuple[str, str]:
+        """A random pair (probability ∝ pair weight), in random left/right order."""
+        specs = list(self.contestants.values())
+        pairs = [(a, b) for i, a in enumerate(specs) for b in specs[i + 1:]]
+        weights = [self.config.pair_weight(a, b) for a, b in pairs]
+        if not any(w > 0 for w in weights):
+            raise RuntimeError("every pair has weight 0")
+        with self._rng_lock:
+            a, b = self._rng.choices(pairs, weights)[0]
+            return (a.name, b.name) if self._rng.random() < 0.5 else (b.name, a.name)
+
+    # ---- one battle --------------------------------------------------------------------------
+    def check_input(self, audio, prompt: str | None) -> tuple[np.ndarray, str | None]:
+        """The clip as 16 kHz samples and the cleaned prompt, or ArenaError with a clear message."""
+        limits = self.config.limits
+        if audio is None:
+            raise ArenaError("Record or upload a question first.")
+        if isinstance(audio, (str, Path)):
+            size_mb = os.path.getsize(audio) / 2**20
+            if size_mb > limits.max_upload_mb:
+                raise ArenaError(f"The file is {size_mb:.1f} MB; the limit is {limits.max_upload_mb:g} MB.")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                samples = load_audio(audio, long_audio="error")  # over Whisper's 30 s: refused
+        except AudioError as error:
+            raise ArenaError(f"That audio cannot be used: {error}.") from None
+        seconds = samples.size / SAMPLE_RATE
+        if seconds > limits.max_audio_s:
+            raise ArenaError(f"The clip is {seconds:.1f} s long; the limit is {limits.max_audio_s:g} s. "
+                             "Please ask a shorter question.")
+        prompt = (prompt or "").strip() or None
+        if prompt and len(prompt) > limits.max_prompt_chars:
+            raise ArenaError(f"The instruction has {len(prompt)} characters; the limit is "
+                             f"{limits.max_prompt_chars}.")
+        return samples, prompt
+
+    def race(self, samples: np.ndarray, prompt: str | None, models: tuple[str, str]) -> Iterator[list[Side]]:
+        """Both models answer at once, each in its own thread; yields both sides as text arrives."""
+        sides = [Side(m) for m in models]
+        events: queue.Queue = queue.Queue()
+        start = time.perf_counter()
+
+        def run(i: int) -> None:
+            try:
+                stream = self.assistants[models[i]].stream(samples, prompt,
+                                                           max_new_tokens=self.config.max_new_tokens)
+                for delta in stream:
+                    events.put((i, "delta", delta, time.perf_counter() - start))
+                events.put((i, "done", None, time.perf_counter() - start))
+            except Exception as error:  # noqa: BLE001 - shown as "this model failed"
+                events.put((i, "error", f"{type(error).__name__}: {error}", time.perf_counter() - start))
+
+        for i in range(2):
+            threading.Thread(target=run, args=(i,), daemon=True, name=f"arena-{models[i]}").start()
+        last_push = 0.0
+        while not all(s.done for s in sides):
+            i, kind, payload, t = events.get()
+            side = sides[i]
+            if kind == "delta" and payload:
+                side.text += payload
+                side.ttft_s = side.ttft_s if side.ttft_s is not None else t
+            elif kind == "done":
+                side.total_s = t
+            elif kind == "error":
+                side.error = payload
+            if kind != "delta" or time.perf_counter() - last_push > UPDATE_EVERY_S:
+                last_push = time.perf_counter()
+                yield sides
+
+    def record(self, session_id: str, samples: np.ndarray, prompt: str | None, sides: list[Side]) -> str:
+        sha, path = self.store.save_audio(samples)
+        a, b = sides
+        return self.store.add_battle(Battle(
+            session_id=session_id, audio_sha256=sha, audio_path=path, audio_s=samples.size / SAMPLE_RATE,
+            prompt=prompt, model_a=a.model, model_b=b.model, response_a=a.text, response_b=b.text,
+            ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s))
+
+    def vote(self, state: BattleState, outcome: str, reason: str | None) -> None:
+        if state.battle_id is None:
+            raise ArenaError("There is no finished battle to vote on.")
+        if state.voted:
+            raise ArenaError("You already voted on this battle. Start a new round.")
+        try:
+            self.store.record_vote(state.battle_id, outcome, (reason or "")[:1000])
+        except VoteError as error:
+            raise ArenaError(str(error)) from None
+        state.voted = True
+
+    # ---- the page ----------------------------------------------------------------------------
+    def build_ui(self):
+        from demo.ui import build_ui
+        return build_ui(self)
+
+
+def main(argv: list[str] | None = None) -> None:
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM"):
+        os.environ.setdefault(name, "false" if name == "TOKENIZERS_PARALLELISM" else "1")
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    p = argparse.ArgumentParser(prog="python -m demo.arena", description=__doc__.split("\n")[0])
+    p.add_argument("--config", default=str(DEFAULT_CONFIG))
+    p.add_argument("--db", help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db (default: config)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="require a login, user:password")
+    p.add_argument("--no-store-audio", action="store_true", help="keep only each clip's sha256")
+    p.add_argument("--models", help="comma-separated local registry names, replacing the config's models")
+    args = p.parse_args(argv)
+
+    from dataclasses import replace
+    config = load_config(args.config).resolved(REPO_ROOT)
+    if args.db:
+        config = replace(config, db=args.db)
+    if args.no_store_audio:
+        config = replace(config, store_audio=False)
+    if args.models:
+        config = replace(config, models=tuple(ModelSpec(n.strip()) for n in args.models.split(",")),
+                         pair_weights={})
+    arena = Arena(config).prepare()
+    print(f"arena: {', '.join(arena.contestants)}; votes -> {config.db}", flush=True)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    if args.auth and len(auth) != 2:
+        p.error("--auth takes user:password")
+    arena.build_ui().queue(default_concurrency_limit=4).launch(
+        server_name=args.host, server_port=args.port, auth=auth, show_error=False,
+        max_file_size=f"{config.limits.max_upload_mb}mb", footer_links=["api"], quiet=False)
+
+
+if __name__ == "__main__":
+    main()
