@@ -77,8 +77,10 @@ class Side:
     def stats(self) -> str:
         if self.error:
             return "this model failed"
-        first = f"first token {self.ttft_s:.2f} s" if self.ttft_s is not None else "waiting…"
-        return f"{first} · total {self.total_s:.2f} s" if self.total_s is not None else first
+        if self.ttft_s is None:
+            return f"no answer · total {self.total_s:.2f} s" if self.total_s is not None else "waiting…"
+        total = f" · total {self.total_s:.2f} s" if self.total_s is not None else ""
+        return f"first token {self.ttft_s:.2f} s{total}"
 
 
 @dataclass
@@ -231,6 +233,16 @@ class Arena:
         from demo.ui import build_ui
         return build_ui(self)
 
+    def launch(self, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
+               **kwargs):
+        """Serve the page: loopback only unless `host` says otherwise; no analytics; optional login;
+        uploads above the size limit refused by the server; errors shown as messages, never traces."""
+        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+        app = self.build_ui().queue(default_concurrency_limit=4)
+        app.launch(server_name=host, server_port=port, auth=auth, show_error=False,
+                   max_file_size=int(self.config.limits.max_upload_mb * 2**20), footer_links=["api"], **kwargs)
+        return app
+
 
 def main(argv: list[str] | None = None) -> None:
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM"):
@@ -255,14 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.models:
         config = replace(config, models=tuple(ModelSpec(n.strip()) for n in args.models.split(",")),
                          pair_weights={})
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    if auth and (len(auth) != 2 or not all(auth)):
+        p.error("--auth takes user:password")
     arena = Arena(config).prepare()
     print(f"arena: {', '.join(arena.contestants)}; votes -> {config.db}", flush=True)
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    if args.auth and len(auth) != 2:
-        p.error("--auth takes user:password")
-    arena.build_ui().queue(default_concurrency_limit=4).launch(
-        server_name=args.host, server_port=args.port, auth=auth, show_error=False,
-        max_file_size=f"{config.limits.max_upload_mb}mb", footer_links=["api"], quiet=False)
+    arena.launch(args.host, args.port, auth)
 
 
 if __name__ == "__main__":

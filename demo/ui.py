@@ -95,7 +95,7 @@ def build_ui(arena: Arena) -> gr.Blocks:
 
         battle_outputs = [audio, prompt, go, *texts, *stats, status, *votes, reason, reveal, state]
         go.click(battle, [audio, prompt, state], battle_outputs, api_name="battle", concurrency_limit=4,
-                 concurrency_id="battle")
+                 concurrency_id="battle", show_progress="minimal")
 
         def make_voter(outcome: str):
             def vote(reason_text, st: BattleState):
@@ -130,7 +130,9 @@ def build_ui(arena: Arena) -> gr.Blocks:
             table = lb.leaderboard(exported, LEADERBOARD_ROUNDS)
             rates = lb.win_rate_matrix(exported)
             note = f"{len(exported)} votes; {LEADERBOARD_ROUNDS} bootstrap resamples."
-            return (note, table.round(3).reset_index(), rates.round(3).rename_axis("model").reset_index(),
+            shown = table.round({"rating": 0, "rating_lo": 0, "rating_hi": 0, "win_rate": 3, "win_rate_lo": 3,
+                                 "win_rate_hi": 3})
+            return (note, shown.reset_index(), rates.round(3).rename_axis("model").reset_index(),
                     lb.figure(table, rates))
 
         board_outputs = [board_note, board, matrix, chart]

@@ -133,3 +133,14 @@ def test_audio_is_content_addressed_and_can_be_opted_out(tmp_path):
     off = VoteStore(f"sqlite:///{tmp_path}/b.db", audio_dir=tmp_path / "audio2", store_audio=False)
     sha3, path3 = off.save_audio(clip(1))
     assert sha3 == sha1 and path3 is None and not (tmp_path / "audio2").exists()
+
+
+def test_leaderboard_cli_reads_the_database_url(store_url, tmp_path):
+    from demo import leaderboard
+    store = VoteStore(store_url)
+    for i, outcome in enumerate(["model_a", "model_a", "model_b", "tie"]):
+        store.record_vote(add_battle(store, i), outcome)
+    leaderboard.main(["--db", store_url, "--out", str(tmp_path / "out"), "--rounds", "20"])
+    exported = (tmp_path / "out" / "votes.csv").read_text().splitlines()
+    assert exported[0] == "battle_id,time,model_a,model_b,outcome" and len(exported) == 5
+    assert (tmp_path / "out" / "leaderboard.png").exists()

@@ -49,11 +49,8 @@ def arena_app(remote_url, tmp_path_factory):
                          db=f"sqlite:///{root}/arena.db", audio_dir=str(root / "audio"), max_new_tokens=12,
                          limits=Limits(battles_per_minute=100))
     arena = Arena(config, seed=0).prepare()
-    app = arena.build_ui().queue(default_concurrency_limit=4)
-    port = free_port()
-    _, url, _ = app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                           show_error=False, max_file_size="10mb")
-    yield arena, url
+    app = arena.launch(port=free_port(), prevent_thread_lock=True, quiet=True)  # as `python -m demo.arena`
+    yield arena, app.local_url
     app.close()
 
 
@@ -190,8 +187,13 @@ def test_browser_battle_vote_and_safe_rendering(arena_app, browser, question, tm
     shot = tmp_path / "arena.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
-    if os.environ.get("ARENA_SCREENSHOT"):  # how results/arena/screenshot.png is made
+    if os.environ.get("ARENA_SCREENSHOT"):
         shutil.copy(shot, os.environ["ARENA_SCREENSHOT"])
+
+    page.get_by_role("tab", name="Leaderboard").click()
+    page.wait_for_selector("text=bootstrap resamples", timeout=120_000)
+    assert "cascade-mini" in page.content()
+    page.get_by_role("tab", name="Battle").click()
 
     # an invalid upload: a readable message, no stack trace
     page.locator("#new-round").click()
@@ -203,3 +205,21 @@ def test_browser_battle_vote_and_safe_rendering(arena_app, browser, question, tm
     page.wait_for_selector("text=cannot be used", timeout=60_000)
     assert "Traceback" not in page.content()
     page.close()
+
+
+def test_login_loopback_and_no_analytics(tmp_path):
+    """--auth puts the page behind a login; the default bind is loopback; analytics are off.
+    (No model is needed for this: the leaderboard endpoint answers without one.)"""
+    import httpx
+    from gradio_client import Client
+    config = ArenaConfig(models=(), db=f"sqlite:///{tmp_path}/auth.db")
+    app = Arena(config).launch(port=free_port(), auth=("alice", "s3cret"), prevent_thread_lock=True, quiet=True)
+    try:
+        assert app.local_url.startswith("http://127.0.0.1:") and app.analytics_enabled is False
+        assert httpx.get(app.local_url + "config").status_code == 401
+        with pytest.raises(Exception):
+            Client(app.local_url, verbose=False)
+        logged_in = Client(app.local_url, auth=("alice", "s3cret"), verbose=False)
+        assert logged_in.predict(api_name="/leaderboard")[0] == "No votes yet."
+    finally:
+        app.close()
