@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:8s} {text}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
+    from diva.models import quiet_transformers
+    quiet_transformers()
     if command == "assets":
         from diva import assets
         return assets.main(rest) or 0

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from diva.assistants import load_assistant
 from diva.audio import SAMPLE_RATE
+from diva.models import quiet_transformers
 from diva.voices import synthesize
 
 QUESTIONS = [
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice", default="piper:joe")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
+    quiet_transformers()
     torch.manual_seed(0)
     audios = [synthesize(q, args.voice) for q in tqdm(QUESTIONS, desc="synthesising questions")]
     rows = []

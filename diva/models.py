@@ -52,3 +52,10 @@ def load_llm(name: str):
     model = _frozen(model).to(default_device())
     tokenizer = AutoTokenizer.from_pretrained(path)
     return model, tokenizer
+
+
+def quiet_transformers() -> None:
+    """For command-line tools: no weight-loading bars or deprecation chatter from transformers."""
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()

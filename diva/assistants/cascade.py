@@ -16,11 +16,13 @@ class CascadeAssistant(LocalLLMAssistant):
 
     @torch.no_grad()
     def transcribe(self, audios) -> list[str]:
-        features = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
-        features = features.input_features.to(self.whisper.device, self.whisper.dtype)
+        batch = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                       return_attention_mask=True)
+        features = batch.input_features.to(self.whisper.device, self.whisper.dtype)
         options = {"language": "en", "task": "transcribe"} if getattr(
             self.whisper.generation_config, "is_multilingual", False) else {}
-        ids = self.whisper.generate(features, max_new_tokens=200, **options)
+        ids = self.whisper.generate(features, attention_mask=batch.attention_mask.to(self.whisper.device),
+                                    **options)  # length capped by Whisper's generation config (448)
         return [t.strip() for t in self.whisper_tokenizer.batch_decode(ids, skip_special_tokens=True)]
 
     def _audio_inputs(self, audios, prompts):
