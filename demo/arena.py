@@ -14,6 +14,7 @@ import collections
 import os
 import queue
 import random
+import sys
 import threading
 import time
 import warnings
@@ -23,12 +24,11 @@ from typing import Iterator
 
 import numpy as np
 
-from demo.config import DEFAULT_CONFIG, ArenaConfig, ModelSpec, load_config
-from demo.store import OUTCOMES, Battle, VoteError, VoteStore
+from demo.config import DEFAULT_CONFIG, REPO_ROOT, ArenaConfig, ModelSpec, load_config
+from demo.store import Battle, VoteError, VoteStore
 from diva.assistants.base import VoiceAssistant
 from diva.audio import SAMPLE_RATE, AudioError, load_audio
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 VOTE_LABELS = {"model_a": "A is better", "model_b": "B is better", "tie": "Tie",
                "both_bad": "Both are bad"}
 UPDATE_EVERY_S = 0.08  # how often streaming text is pushed to the page
@@ -189,7 +189,8 @@ class Arena:
                 for delta in stream:
                     events.put((i, "delta", delta, time.perf_counter() - start))
                 events.put((i, "done", None, time.perf_counter() - start))
-            except Exception as error:  # noqa: BLE001 - shown as "this model failed"
+            except Exception as error:  # noqa: BLE001 - shown as "this model failed", logged here
+                print(f"arena: {models[i]} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                 events.put((i, "error", f"{type(error).__name__}: {error}", time.perf_counter() - start))
 
         for i in range(2):

@@ -190,23 +190,25 @@ def plot(table: pd.DataFrame, rates: pd.DataFrame, path: str | Path) -> None:
 
 
 def write_outputs(store, out: str | Path, rounds: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Compute everything from a VoteStore and write the CSVs and the PNG under `out`."""
+    """Compute everything from a VoteStore and write the CSVs and the PNG under `out`.
+    A store without votes writes nothing (earlier outputs are left as they are)."""
+    exported = store.votes_frame()
+    table = leaderboard(exported, rounds, seed)
+    if exported.empty:
+        return table
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    exported = store.votes_frame()
     exported.to_csv(out / "votes.csv", index=False)
-    table = leaderboard(exported, rounds, seed)
     table.to_csv(out / "leaderboard.csv", float_format="%.4f")
-    if len(exported):
-        rates = win_rate_matrix(exported)
-        rates.to_csv(out / "winrate_matrix.csv", float_format="%.4f")
-        battle_counts(exported).to_csv(out / "battle_counts.csv")
-        plot(table, rates, out / "leaderboard.png")
+    rates = win_rate_matrix(exported)
+    rates.to_csv(out / "winrate_matrix.csv", float_format="%.4f")
+    battle_counts(exported).to_csv(out / "battle_counts.csv")
+    plot(table, rates, out / "leaderboard.png")
     return table
 
 
 def main(argv: list[str] | None = None) -> None:
-    from demo.config import DEFAULT_CONFIG, load_config
+    from demo.config import DEFAULT_CONFIG, REPO_ROOT, load_config
     from demo.store import VoteStore
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -216,10 +218,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    store = VoteStore(args.db or load_config(args.config).db)
-    table = write_outputs(store, args.out, args.rounds, args.seed)
+    url = args.db or load_config(args.config).resolved(REPO_ROOT).db
+    table = write_outputs(VoteStore(url), args.out, args.rounds, args.seed)
+    if table.empty:
+        print(f"no votes in {url}; nothing written")
+        return
     pd.set_option("display.width", 160)
-    print(table.round(3).to_string() if len(table) else "no votes yet")
+    print(table.round(3).to_string())
     print(f"wrote {args.out}/leaderboard.csv, winrate_matrix.csv, battle_counts.csv, votes.csv, leaderboard.png")
 
 

@@ -64,7 +64,9 @@ def build_ui(arena: Arena) -> gr.Blocks:
         votes_off = [gr.update(interactive=False)] * len(OUTCOMES)
 
         def side_views(sides: list[Side]) -> list:
-            return [s.text + (f"\n[{s.error}]" if s.error else "") for s in sides] + [s.stats() for s in sides]
+            # a failure's details go to the server log only (they may name private endpoints)
+            return [s.text + ("\n[no answer: this model failed]" if s.error else "") for s in sides] + \
+                [s.stats() for s in sides]
 
         def battle(audio_path, prompt_text, st: BattleState, request: gr.Request):
             try:

@@ -144,3 +144,18 @@ def test_leaderboard_cli_reads_the_database_url(store_url, tmp_path):
     exported = (tmp_path / "out" / "votes.csv").read_text().splitlines()
     assert exported[0] == "battle_id,time,model_a,model_b,outcome" and len(exported) == 5
     assert (tmp_path / "out" / "leaderboard.png").exists()
+
+
+def test_arena_records_battles_and_votes_in_the_store(store_url, tmp_path):
+    """The arena's own record/vote path (no model needed) on SQLite and PostgreSQL."""
+    from demo.arena import Arena, ArenaError, BattleState, Side
+    from demo.config import ArenaConfig
+    arena = Arena(ArenaConfig(models=(), db=store_url), store=VoteStore(store_url, tmp_path / "audio"))
+    sides = [Side("alpha", "Paris.", 0.4, 1.2), Side("beta", "<b>Lyon</b>", 0.3, 0.9)]
+    state = BattleState(battle_id=arena.record("session-1", clip(5), None, sides), sides=sides)
+    arena.vote(state, "model_a", "correct")
+    with pytest.raises(ArenaError, match="already voted"):
+        arena.vote(state, "model_b", None)
+    row = arena.store.battle(state.battle_id)
+    assert (row["session_id"], row["model_a"], row["model_b"], row["outcome"]) == ("session-1", "alpha", "beta", "model_a")
+    assert (row["ttft_a_s"], row["total_b_s"], row["response_b"], row["audio_s"]) == (0.4, 0.9, "<b>Lyon</b>", 1.0)

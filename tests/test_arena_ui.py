@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,9 +99,14 @@ def test_twenty_concurrent_clients_lose_no_vote(arena_app, question):
         c.predict(f"client {i}", api_name=f"/vote_{outcomes[i % 4]}")
         return c.session_hash, outcomes[i % 4]
 
+    config = arena.config
+    arena.config = replace(config, max_new_tokens=4)  # short answers: this test is about the votes
     started = time.perf_counter()
-    with ThreadPoolExecutor(20) as pool:
-        expected = dict(pool.map(one_client, range(20)))
+    try:
+        with ThreadPoolExecutor(20) as pool:
+            expected = dict(pool.map(one_client, range(20)))
+    finally:
+        arena.config = config
     print(f"20 concurrent battles + votes in {time.perf_counter() - started:.1f} s")
     battles = arena.store.voted_battles().set_index("session_id")
     assert arena.store.count()[1] == before + 20
@@ -221,5 +227,23 @@ def test_login_loopback_and_no_analytics(tmp_path):
             Client(app.local_url, verbose=False)
         logged_in = Client(app.local_url, auth=("alice", "s3cret"), verbose=False)
         assert logged_in.predict(api_name="/leaderboard")[0] == "No votes yet."
+    finally:
+        app.close()
+
+
+def test_a_failing_backend_voids_the_battle(tmp_path, question):
+    """Both models remote at a closed port: each side reports a failure, nothing is stored or voted."""
+    from gradio_client import handle_file
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    config = ArenaConfig(models=(ModelSpec("gone-1", kind="remote", base_url=dead),
+                                 ModelSpec("gone-2", kind="remote", base_url=dead)),
+                         db=f"sqlite:///{tmp_path}/dead.db", audio_dir=str(tmp_path / "audio"))
+    arena = Arena(config).prepare()
+    app = arena.launch(port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        out = client(app.local_url).predict(handle_file(str(question)), "", api_name="/battle")
+        assert "failed" in out[4] and "failed" in out[5] and "not counted" in out[6]
+        assert "this model failed" in out[2] and "ConnectError" not in out[2]  # details stay in the log
+        assert arena.store.count() == (0, 0)
     finally:
         app.close()

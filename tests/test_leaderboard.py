@@ -114,6 +114,8 @@ def test_cli_writes_csvs_and_png(tmp_path):
     assert table.loc["A", "rating"] == pytest.approx(1000 + 400 * math.log10(2), abs=0.05)
 
 
-def test_empty_store_writes_an_empty_leaderboard(tmp_path):
+def test_empty_store_leaves_earlier_outputs_alone(tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "votes.csv").write_text("earlier")
     table = lb.write_outputs(VoteStore(f"sqlite:///{tmp_path}/empty.db"), tmp_path / "out", rounds=10)
-    assert table.empty and (tmp_path / "out" / "votes.csv").exists()
+    assert table.empty and (tmp_path / "out" / "votes.csv").read_text() == "earlier"
