@@ -247,3 +247,29 @@ def test_a_failing_backend_voids_the_battle(tmp_path, question):
         assert arena.store.count() == (0, 0)
     finally:
         app.close()
+
+
+def test_browser_microphone_recording(arena_app, question):
+    """Chromium's fake microphone plays the spoken question; the arena gets the recording and answers."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Debian chromium at {CHROMIUM}")
+    arena, url = arena_app
+    flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                              f"--use-file-for-fake-audio-capture={question}"]
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        page = b.new_context(permissions=["microphone"]).new_page()
+        page.goto(url, wait_until="domcontentloaded")
+        page.locator("#question-audio button[aria-label='Record audio']").click()
+        page.locator("#question-audio button:visible", has_text="Record").first.click()
+        page.wait_for_timeout(2500)
+        page.locator("#question-audio button:visible", has_text="Stop").first.click()
+        page.locator("#battle").click()
+        page.wait_for_selector("#status:has-text('Both answered')", timeout=300_000)
+        page.locator("#vote-both_bad").click()
+        page.wait_for_selector("#reveal:has-text('Model A was')", timeout=30_000)
+        b.close()
+    row = arena.store.voted_battles().iloc[-1]
+    assert row["outcome"] == "both_bad" and 1.5 < row["audio_s"] < 5.0
+    assert row["response_a"].strip() and row["response_b"].strip()
