@@ -104,8 +104,11 @@ def plan_texts(settings: dict) -> list[dict]:
         return rows
     banned = excluded_texts(settings["exclude"])
     total = sum(need.values()) + len(rows)
-    print(f"collecting {total} texts from {', '.join(settings['text_weights'])} ...", file=sys.stderr)
-    pool = T.collect(settings["text_weights"], total, seed=settings["seed"], exclude=banned)
+    if settings.get("texts"):  # an explicit list (tests, small experiments)
+        pool = [(t, "inline") for t in settings["texts"] if t.lower() not in {b.lower() for b in banned}]
+    else:
+        print(f"collecting {total} texts from {', '.join(settings['text_weights'])} ...", file=sys.stderr)
+        pool = T.collect(settings["text_weights"], total, seed=settings["seed"], exclude=banned)
     used = {r["text"].lower() for r in rows}
     fresh = iter(p for p in pool if p[0].lower() not in used)
     for split in ("valid", "train"):
@@ -123,7 +126,10 @@ def plan_texts(settings: dict) -> list[dict]:
 
 
 def sampler_for(split: str, settings: dict) -> V.VoiceSampler:
-    voices = V.TRAIN_VOICES if split == "train" else V.VALID_VOICES
+    voices = (settings.get("voices") or {}).get(split) or (V.TRAIN_VOICES if split == "train" else V.VALID_VOICES)
+    held_out = {"train": {"valid", "test"}, "valid": {"train", "test"}}[split]
+    if any(V.split_of(v) in held_out for v in voices):
+        raise ValueError(f"{split} voices must come from the {split} split of diva.voices")
     return V.VoiceSampler(voices=tuple(voices), seed=settings["seed"] + (0 if split == "train" else 1),
                           speed_range=tuple(settings["speed_range"]), pitch_range=tuple(settings["pitch_range"]))
 

@@ -1,0 +1,186 @@
+"""Corpus builder and training loop on tiny random models (offline, a few minutes on 2 cores)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from diva import voices as V
+from train.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["What is the capital of France?", "The cat sat on the mat.", "How do you bake bread?",
+         "Rivers flow into the sea.", "Tell me about the moon.", "Why is the sky blue?",
+         "She plays the violin.", "Name three colours.", "What does a pilot do?", "Snow is cold.",
+         "Bees make honey.", "Where do penguins live?"]
+ESPEAK = {"train": ["espeak:en-us", "espeak:en-gb+f3", "espeak:en-029+m2"],
+          "valid": ["espeak:en-gb-scotland+m3"]}
+
+pytestmark = pytest.mark.skipif(not V.get_voice("espeak:en-us").available, reason="espeak-ng not installed")
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from train.data import build
+    root = tmp_path_factory.mktemp("corpus")
+    settings = dict(name="t", root=str(root), n_train=8, n_valid=2, seed=0, texts=TEXTS, voices=ESPEAK,
+                    speed_range=[0.9, 1.1], pitch_range=[0.9, 1.1], noise_prob=0.5, snr_db=[15, 30],
+                    shard_size=4, workers=1, exclude=[], text_weights={})
+    return build(settings), settings
+
+
+def test_corpus_is_decodable_16k_audio_with_transcripts(corpus):
+    from train.data import audio_array, load_corpus
+    folder, _ = corpus
+    train = load_corpus(folder, "train", decode=True)
+    assert len(train) == 8 and set(train["transcript"]) <= set(TEXTS)
+    assert set(train["voice"]) <= set(ESPEAK["train"])
+    for item in train:
+        samples = item["audio"].get_all_samples()          # datasets' own decoder (torchcodec)
+        assert samples.sample_rate == 16_000
+        seconds = samples.data.shape[-1] / 16_000
+        assert 0.5 < seconds < 6 and abs(seconds - item["duration_s"]) < 0.01
+    raw = load_corpus(folder, "train")[0]["audio"]
+    assert audio_array(raw).dtype == np.float32
+    valid = load_corpus(folder, "valid")
+    assert len(valid) == 2 and set(valid["voice"]) <= set(ESPEAK["valid"])
+    assert not set(valid["transcript"]) & set(train["transcript"])    # held-out texts too
+    assert "WordNet" in (folder / "DATACARD.md").read_text()
+
+
+def test_corpus_rerun_skips_done_shards_and_grows(corpus):
+    from train.data import build, load_corpus
+    folder, settings = corpus
+    before = {p.name: p.stat().st_mtime for p in (folder / "shards").iterdir()}
+    build(settings)
+    assert {p.name: p.stat().st_mtime for p in (folder / "shards").iterdir()} == before
+    first = load_corpus(folder, "train")["transcript"]
+    build({**settings, "n_train": 9, "name": "t"})           # grows by a shard, old ones untouched
+    after = {p.name: p.stat().st_mtime for p in (folder / "shards").iterdir()}
+    assert all(after[n] == t for n, t in before.items()) and len(after) == len(before) + 1
+    assert load_corpus(folder, "train")["transcript"][:8] == first
+
+
+def _cfg(tmp_path, corpus_settings, **train):
+    base = dict(steps=4, batch_size=4, lr=3e-3, warmup=0.0, eval_every=1000, eval_examples=2,
+                save_every=2, log_every=1, cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"),
+                precision="fp32")
+    return {"corpus": corpus_settings, "model": {"encoder": "tiny-random", "llm": "tiny-random", "n_queries": 8},
+            "train": {**base, **train}}
+
+
+def _trainee(loss="distill", tmp=None):
+    from diva.testing import tiny_diva
+    from train.distill import DEFAULT_TRAIN, Trainee
+    cfg = {**DEFAULT_TRAIN, "loss": loss, "cache": False, "precision": "fp32", "kl_tokens": 3}
+    return Trainee(tiny_diva(n_queries=8), cfg, {"encoder": "tiny", "llm": "tiny"}).train()
+
+
+def _clips(n=4):
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(16_000 + 800 * i)).astype(np.float32) for i in range(n)]
+
+
+@pytest.mark.parametrize("loss", ["distill", "sft", "kl"])
+def test_gradients_reach_only_trainable_parts(loss):
+    trainee = _trainee(loss)
+    out = trainee(_clips(2), ["a", "b"], TEXTS[:2])
+    out["loss"].backward()
+    diva = trainee.diva
+    trainable = {id(p) for p in diva.trainable_parameters()}
+    for name, p in diva.named_parameters():
+        if name == "connector.embed_tokens.weight":
+            continue  # part of the decoder copy, but the query tokens replace token embeddings
+        if id(p) in trainable:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+        else:
+            assert p.grad is None, name
+    assert sum(1 for _ in diva.llm.parameters() if _.requires_grad) == 0
+
+
+@pytest.mark.parametrize("loss", ["distill", "sft"])
+def test_a_few_steps_lower_the_loss(loss):
+    torch.manual_seed(0)
+    trainee = _trainee(loss)
+    opt = torch.optim.AdamW(trainee.diva.trainable_parameters(), lr=3e-3)
+    clips, keys, texts = _clips(4), list("abcd"), TEXTS[:4]
+    losses = []
+    for _ in range(12):
+        out = trainee(clips, keys, texts)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        losses.append(float(out["loss"].detach()))
+    if loss == "sft":  # a frozen random LLM has near-uniform logits: CE can only move a little
+        assert losses[-1] < losses[0] - 0.05 and losses[-1] <= min(losses[:6]), losses
+    else:
+        assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_frozen_cache_hits_give_the_same_values(tmp_path):
+    from train.frozen_cache import FrozenCache
+    cache = FrozenCache(tmp_path, "encoder", "m")
+    calls = []
+    value = torch.randn(2, 5, 3)
+    first = cache.get_or_compute(["k1", "k2"], lambda idx: (calls.append(list(idx)), value[idx])[1])
+    second = cache.get_or_compute(["k2", "k1"], lambda idx: pytest.fail("recomputed"))
+    assert calls == [[0, 1]] and cache.hits == 2
+    torch.testing.assert_close(second[0], first[1])
+
+
+def _run(cfg_path, run_dir, *extra):
+    cmd = [sys.executable, "-m", "train.distill", "--config", str(cfg_path), f"train.run_dir={run_dir}", *extra]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, corpus):
+    from safetensors.torch import load_file
+    _, settings = corpus
+    cfg = _cfg(tmp_path, settings, steps=8, save_every=2, batch_size=3)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+
+    straight = _run(path, tmp_path / "straight")
+    assert straight.wait(timeout=600) == 0, straight.stderr.read().decode()[-2000:]
+
+    victim = _run(path, tmp_path / "killed")
+    ckpt = tmp_path / "killed" / "ckpt"
+    deadline = time.time() + 600
+    while not (ckpt / "step-0000004").exists():
+        assert victim.poll() is None, victim.stderr.read().decode()[-2000:]
+        assert time.time() < deadline
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert not (tmp_path / "killed" / "final").exists()       # it really died mid-run
+    resumed = _run(path, tmp_path / "killed")
+    assert resumed.wait(timeout=600) == 0
+    assert b"resumed from" in resumed.stdout.read()
+
+    a = load_file(str(tmp_path / "straight" / "ckpt" / "step-0000008" / "connector.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "ckpt" / "step-0000008" / "connector.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+    sa = torch.load(tmp_path / "straight" / "ckpt" / "step-0000008" / "state.pt", weights_only=False)
+    sb = torch.load(tmp_path / "killed" / "ckpt" / "step-0000008" / "state.pt", weights_only=False)
+    assert sa["position"] == sb["position"] and sa["scheduler"] == sb["scheduler"]
+    assert (tmp_path / "killed" / "metrics.csv").exists() and (tmp_path / "killed" / "loss_curve.png").exists()
+
+
+def test_config_overrides_and_batch_order():
+    from train.distill import batch_indices, lr_lambda
+    cfg = load_config(ROOT / "train/configs/mini.yaml", ["train.steps=10", "train.lr=3e-4", "model.n_queries=64"])
+    assert cfg["train"]["steps"] == 10 and cfg["train"]["lr"] == 3e-4 and cfg["model"]["n_queries"] == 64
+    # the stream of shuffled epochs is a pure function of the position
+    assert batch_indices(5, 0, 3, 4) == batch_indices(5, 0, 0, 7)[3:]
+    assert sorted(batch_indices(5, 0, 0, 5)) == list(range(5))
+    f = lr_lambda({"steps": 100, "warmup": 0.1, "schedule": "cosine", "min_lr_ratio": 0.0})
+    assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.0)
