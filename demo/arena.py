@@ -115,29 +115,29 @@ class Arena:
 
     def prepare(self) -> "Arena":
         """Load every configured model (remote ones are only built); fallbacks fill in for failures."""
-        candidates = list(self.config.models)
-        fallbacks = [ModelSpec(name) for name in self.config.fallbacks
-                     if name not in {m.name for m in candidates}]
-        while candidates:
-            spec = candidates.pop(0)
-            try:
-                assistant = self._load(spec)
-                if not assistant.accepts_audio:
-                    raise ValueError(f"{spec.name} does not take audio")
-            except Exception as error:  # noqa: BLE001 - any load failure just removes the model
-                self.unavailable[spec.name] = f"{type(error).__name__}: {error}"
-                print(f"arena: {spec.name} is unavailable: {error}", flush=True)
-                if not candidates and len(self.contestants) < 2 and fallbacks:
-                    candidates.append(fallbacks.pop(0))
-                continue
-            self.assistants[spec.name] = assistant
-            self.contestants[spec.name] = spec
-            if not candidates and len(self.contestants) < 2 and fallbacks:
-                candidates.append(fallbacks.pop(0))
+        for spec in self.config.models:
+            self._add(spec)
+        fallbacks = [n for n in self.config.fallbacks if n not in {m.name for m in self.config.models}]
+        while len(self.contestants) < 2 and fallbacks:
+            name = fallbacks.pop(0)
+            print(f"arena: fewer than two models loaded; trying the fallback {name}", flush=True)
+            self._add(ModelSpec(name))
         if len(self.contestants) < 2:
             raise RuntimeError(f"the arena needs two models that load; got {list(self.contestants)}; "
                                f"unavailable: {self.unavailable}")
         return self
+
+    def _add(self, spec: ModelSpec) -> None:
+        try:
+            assistant = self._load(spec)
+            if not assistant.accepts_audio:
+                raise ValueError(f"{spec.name} does not take audio")
+        except Exception as error:  # noqa: BLE001 - any load failure just leaves the model out
+            self.unavailable[spec.name] = f"{type(error).__name__}: {error}"
+            print(f"arena: {spec.name} is unavailable: {error}", flush=True)
+            return
+        self.assistants[spec.name] = assistant
+        self.contestants[spec.name] = spec
 
     def draw_pair(self) -> tuple[str, str]:
         """A random pair (probability ∝ pair weight), in random left/right order."""

@@ -138,6 +138,14 @@ def bootstrap(votes: pd.DataFrame, models: list[str] | None = None, rounds: int 
     return pd.DataFrame(ratings, columns=models), pd.DataFrame(rates, columns=models)
 
 
+def left_side_share(votes: pd.DataFrame) -> tuple[float, int]:
+    """Share of decisive votes won by the left answer ("Model A"), and their number: a position-bias
+    check (about ½ when the shuffle works and voters have no side preference)."""
+    decisive = votes["outcome"].isin(["model_a", "model_b"])
+    n = int(decisive.sum())
+    return (float((votes.loc[decisive, "outcome"] == "model_a").mean()) if n else math.nan), n
+
+
 def leaderboard(votes: pd.DataFrame, rounds: int = 1000, seed: int = 0) -> pd.DataFrame:
     """One row per model, best rating first: rating and win rate, each with a 95% bootstrap CI."""
     models = _models(votes)
@@ -225,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     pd.set_option("display.width", 160)
     print(table.round(3).to_string())
+    share, n = left_side_share(VoteStore(url).votes_frame())
+    print(f"position check: the left answer won {share:.0%} of {n} decisive votes")
     print(f"wrote {args.out}/leaderboard.csv, winrate_matrix.csv, battle_counts.csv, votes.csv, leaderboard.png")
 
 

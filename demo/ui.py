@@ -131,7 +131,9 @@ def build_ui(arena: Arena) -> gr.Blocks:
                 return "No votes yet.", None, None, None
             table = lb.leaderboard(exported, LEADERBOARD_ROUNDS)
             rates = lb.win_rate_matrix(exported)
-            note = f"{len(exported)} votes; {LEADERBOARD_ROUNDS} bootstrap resamples."
+            share, decisive = lb.left_side_share(exported)
+            note = (f"{len(exported)} votes; {LEADERBOARD_ROUNDS} bootstrap resamples. "
+                    f"Position check: the left answer won {share:.0%} of {decisive} decisive votes.")
             shown = table.round({"rating": 0, "rating_lo": 0, "rating_hi": 0, "win_rate": 3, "win_rate_lo": 3,
                                  "win_rate_hi": 3})
             return (note, shown.reset_index(), rates.round(3).rename_axis("model").reset_index(),

@@ -55,6 +55,11 @@ def test_win_rate_matrix_and_counts():
     assert rates.loc["A", "win_rate"] == pytest.approx(6 / 8)
 
 
+def test_left_side_share():
+    share, n = lb.left_side_share(CONSISTENT)
+    assert n == 11 and share == pytest.approx(5 / 11)  # the left answer won 5 of the 11 (all decisive)
+
+
 def test_bootstrap_ci_matches_a_hand_computed_bootstrap():
     """Two models, 28 wins of 40: each resample's BT gap is 400·log10(p*/(1-p*)), with p* the resampled
     win share, so the bootstrap CI can be computed by hand from the same resampling indices."""
