@@ -1,0 +1,257 @@
+"""The evaluation runner.
+
+    python -m eval.run --assistant text-mini,cascade-mini,diva-mini --suite all
+    python -m eval.run --assistant cascade-mini --task spoken-qa --limit 20 --modality audio
+
+Each assistant answers each task's items in the modalities it supports (`audio`: it hears the
+clip; `text`: its own LLM reads the transcript), in batches, through the SQLite answer cache.
+Then every metric gets a 95% bootstrap CI, the modality gap is computed on the items asked both
+ways, and results/eval/ is rewritten (see eval.report). Offline tasks only, unless
+`--include-real` or `--task <real task>` (those need the network or `--data-dir`).
+An assistant that cannot load (e.g. diva-mini before training) is skipped with its reason.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from eval import report, scoring
+from eval.cache import AnswerCache, answer_key, input_hash
+from eval.item import Item
+from eval.loaders import audio_array
+from eval.tasks import SUITES, Task, select
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_ASSISTANT = "text-mini"   # whose text answers spoken-qa's agreement metrics compare to
+MODALITIES = ("audio", "text")
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except Exception:
+        return "unknown"
+
+
+def assistant_fingerprint(name: str) -> str:
+    """Changes when a local checkpoint is retrained, so stale cached answers are not reused."""
+    try:
+        from diva.assistants.registry import ASSISTANTS
+        checkpoint = ASSISTANTS[name].checkpoint
+    except Exception:
+        return ""
+    if not checkpoint or not Path(checkpoint).is_dir():
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(Path(checkpoint).rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(checkpoint)}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:12]
+
+
+class Answerer:
+    """Answers items with one assistant, in batches, through the cache."""
+
+    def __init__(self, assistant, cache: AnswerCache, batch_size: int = 16, progress: bool = True):
+        self.assistant = assistant
+        self.cache = cache
+        self.batch_size = max(1, batch_size)
+        self.progress = progress
+        self.identity = assistant.name + (f"@{fp}" if (fp := assistant_fingerprint(assistant.name)) else "")
+        self.generated = 0  # answers produced by the model in this process (not from the cache)
+
+    def modalities(self, wanted: tuple[str, ...]) -> list[str]:
+        ok = {"audio": self.assistant.accepts_audio, "text": self.assistant.accepts_text}
+        return [m for m in wanted if ok[m]]
+
+    def answers(self, task: Task, items: list[Item], modality: str, prompt_id: str,
+                audios: dict[str, np.ndarray]) -> list[str]:
+        settings = {"max_new_tokens": task.max_new_tokens, "decoding": "greedy"}
+        requests = []
+        for it in items:
+            prompt = task.prompt(it, prompt_id)
+            if modality == "audio":
+                content = input_hash(audio=audios[it.item_id])
+            else:
+                content = input_hash(transcript=it.transcript)
+            key = answer_key(assistant=self.identity, task=task.name, item_id=it.item_id,
+                             modality=modality, prompt=prompt, content=content, settings=settings)
+            requests.append((key, it, prompt))
+        found = self.cache.get_many(k for k, _, _ in requests)
+        missing = [r for r in requests if r[0] not in found]
+        # similar lengths together: less padding per batch
+        size = (lambda r: audios[r[1].item_id].size) if modality == "audio" else \
+               (lambda r: len(r[1].transcript or "") + len(r[2] or ""))
+        missing.sort(key=size)
+        bar = tqdm(total=len(missing), desc=f"{self.assistant.name} {task.name} {modality}",
+                   disable=not self.progress or not missing, file=sys.stderr)
+        for start in range(0, len(missing), self.batch_size):
+            batch = missing[start:start + self.batch_size]
+            prompts = [p for _, _, p in batch]
+            if modality == "audio":
+                texts = self.assistant.generate([audios[it.item_id] for _, it, _ in batch], prompts,
+                                                max_new_tokens=task.max_new_tokens)
+            else:
+                texts = self.assistant.generate(None, prompts, transcripts=[it.transcript for _, it, _ in batch],
+                                                max_new_tokens=task.max_new_tokens)
+            self.cache.put_many({"key": k, "assistant": self.identity, "task": task.name,
+                                 "item_id": it.item_id, "modality": modality,
+                                 "prompt_id": prompt_id, "response": text}
+                                for (k, it, _), text in zip(batch, texts))
+            found.update({k: text for (k, _, _), text in zip(batch, texts)})
+            self.generated += len(batch)
+            bar.update(len(batch))
+        bar.close()
+        return [found[k] for k, _, _ in requests]
+
+
+def load_assistants(names: list[str]) -> tuple[dict, list[str]]:
+    from diva.assistants.registry import load_assistant
+    loaded, notes = {}, []
+    for name in names:
+        try:
+            loaded[name] = load_assistant(name)
+        except Exception as exc:  # e.g. AssistantNotAvailable: no trained checkpoint yet
+            note = f"{name} skipped: {exc}"
+            print(note, file=sys.stderr)
+            notes.append(note)
+    return loaded, notes
+
+
+def evaluate(args) -> int:
+    tasks = select(args.suite, args.task, args.include_real)
+    if not tasks:
+        print("no task selected", file=sys.stderr)
+        return 2
+    if not any(not t.offline for t in tasks):
+        for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
+            os.environ.setdefault(var, "1")
+    import torch
+    torch.manual_seed(args.seed)
+    out_dir = Path(args.out)
+    cache = AnswerCache(args.cache or out_dir / "cache.sqlite")
+    assistants, notes = load_assistants(args.assistant)
+    wanted = MODALITIES if args.modality == "both" else (args.modality,)
+    date, commit = dt.date.today().isoformat(), git_commit()
+    pedant = None
+    if any(t.kind == "qa" and not t.offline for t in tasks):
+        from eval.metrics import load_pedant
+        pedant = load_pedant()
+        if pedant is None:
+            notes.append("qa-metrics (PEDANT/PANDA) could not load: real QA tasks report SQuAD "
+                         "exact_match and token_f1 instead")
+    rows_by_suite: dict[str, list[dict]] = {s: [] for s in SUITES}
+    started = time.perf_counter()
+    for task in tasks:
+        data_dir = os.path.join(args.data_dir, task.name) if args.data_dir else None
+        try:
+            items = task.load(limit=args.limit, data_dir=data_dir)
+        except Exception as exc:
+            note = f"{task.name} skipped: could not load {task.source} ({type(exc).__name__}: {exc})"
+            print(note, file=sys.stderr)
+            notes.append(note)
+            continue
+        prompt_id = args.prompt if args.prompt in task.prompts else task.prompt_id
+        hears = "audio" in wanted and any(a.accepts_audio for a in assistants.values())
+        audios = {it.item_id: audio_array(it.audio) for it in items
+                  if hears and it.audio is not None}
+        reference, tokenize = None, None
+        if task.compare_to_text_mini:
+            reference, tokenize = _reference_answers(task, items, prompt_id, assistants, cache,
+                                                     args, notes)
+        for name, assistant in assistants.items():
+            answerer = Answerer(assistant, cache, args.batch_size, progress=not args.quiet)
+            records, metrics_by_modality, asked = [], {}, {}
+            for modality in answerer.modalities(wanted):
+                subset = [it for it in items if (it.audio is not None if modality == "audio"
+                                                 else it.transcript is not None)]
+                if not subset:
+                    continue
+                preds = answerer.answers(task, subset, modality, prompt_id, audios)
+                ref = [reference.get(it.item_id, "") for it in subset] if reference else None
+                recs, found = scoring.score_items(task, subset, preds, text_mini=ref,
+                                                  tokenize=tokenize, pedant=pedant)
+                records += [{**r, "modality": modality, "prompt_id": prompt_id} for r in recs]
+                metrics_by_modality[modality], asked[modality] = found, subset
+                for row in scoring.aggregate(task, subset, found, seed=args.seed):
+                    rows_by_suite[task.suite].append(_row(name, task, modality, row, prompt_id,
+                                                          args.seed, date, commit))
+            if "audio" in asked and "text" in asked and \
+                    [i.item_id for i in asked["audio"]] == [i.item_id for i in asked["text"]]:
+                for row in scoring.gap_rows(task, asked["text"], metrics_by_modality["text"],
+                                            metrics_by_modality["audio"], seed=args.seed):
+                    rows_by_suite[task.suite].append(_row(name, task, "gap", row, prompt_id,
+                                                          args.seed, date, commit))
+            if records:
+                report.write_items(out_dir, task.suite, name, task.name, records)
+    for suite, rows in rows_by_suite.items():
+        if rows:
+            print(f"wrote {report.write_suite_csv(out_dir, suite, rows)}", file=sys.stderr)
+    notes.append(f"last run: {', '.join(args.assistant)} on {', '.join(t.name for t in tasks)} "
+                 f"in {time.perf_counter() - started:.0f} s (batch size {args.batch_size}, "
+                 f"limit {args.limit}, seed {args.seed})")
+    print(f"wrote {report.write_readme(out_dir, notes)}", file=sys.stderr)
+    cache.close()
+    return 0
+
+
+def _reference_answers(task, items, prompt_id, assistants, cache, args, notes):
+    """text-mini's answers to the transcripts (the teacher's behaviour DiVA distils) and its
+    tokenizer (for first-token agreement; whitespace words when it has none)."""
+    try:
+        from diva.assistants.registry import load_assistant
+        teacher = assistants.get(REFERENCE_ASSISTANT) or load_assistant(REFERENCE_ASSISTANT)
+    except Exception as exc:
+        notes.append(f"{task.name}: no {REFERENCE_ASSISTANT} reference answers ({exc})")
+        return None, None
+    asked = [it for it in items if it.transcript is not None]
+    answers = Answerer(teacher, cache, args.batch_size, progress=not args.quiet).answers(
+        task, asked, "text", prompt_id, {})
+    tokenizer = getattr(teacher, "tokenizer", None)
+    return {it.item_id: a for it, a in zip(asked, answers)}, tokenizer and tokenizer.tokenize
+
+
+def _row(assistant, task, modality, row, prompt_id, seed, date, commit) -> dict:
+    return {"assistant": assistant, "task": task.name, "modality": modality, **row,
+            "prompt_id": prompt_id, "seed": seed, "date": date, "commit": commit}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
+    p.add_argument("--assistant", required=True, type=lambda s: [a for a in s.split(",") if a],
+                   help="comma-separated registry names, e.g. text-mini,cascade-mini")
+    p.add_argument("--suite", default="all", choices=("all",) + SUITES)
+    p.add_argument("--task", type=lambda s: [t for t in s.split(",") if t], default=None,
+                   help="comma-separated task names (overrides --suite)")
+    p.add_argument("--limit", type=int, default=None, help="first N items (questions) per task")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--modality", default="both", choices=("audio", "text", "both"))
+    p.add_argument("--seed", type=int, default=0, help="bootstrap and torch seed")
+    p.add_argument("--prompt", default=None, help="prompt id to use where a task has it")
+    p.add_argument("--include-real", action="store_true",
+                   help="also run the paper's hub datasets (network or --data-dir needed)")
+    p.add_argument("--data-dir", default=None,
+                   help="local parquet copies of the real datasets, one folder per task name")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "eval"))
+    p.add_argument("--cache", default=None, help="SQLite answer cache (default <out>/cache.sqlite)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    return evaluate(parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
