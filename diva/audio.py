@@ -1,8 +1,9 @@
 """The one audio loader: anything a user or Gradio hands us -> 16 kHz mono float32.
 
 Accepted: a file path (wav, flac, mp3, ogg, ... via soundfile, with ffmpeg as fallback),
-a 1-D/2-D numpy array (assumed 16 kHz), `(rate, array)` as Gradio gives it, or a dict
-`{"array": ..., "sampling_rate": ...}` as `datasets` gives it. Bad input raises `AudioError`.
+encoded file bytes, a 1-D/2-D numpy array (assumed 16 kHz), `(rate, array)` as Gradio gives it,
+and what `datasets` gives: `{"array", "sampling_rate"}`, `{"bytes", "path"}` or a torchcodec
+`AudioDecoder`. Bad input raises `AudioError`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ WINDOW_SECONDS = 30.0  # Whisper's encoder window
 MAX_FILE_BYTES = 200 * 1024 * 1024
 SILENCE_PEAK = 1e-4  # peak amplitude below which we call a clip silent
 
-AudioInput = Union[str, Path, np.ndarray, tuple, dict]
+AudioInput = Union[str, Path, bytes, np.ndarray, tuple, dict]
 
 
 class AudioError(ValueError):
@@ -36,21 +37,28 @@ class LongAudioWarning(UserWarning):
 def _read_file(path: Path) -> tuple[np.ndarray, int]:
     if not path.exists():
         raise AudioError(f"audio file not found: {path}")
-    if path.stat().st_size == 0:
-        raise AudioError(f"audio file is empty: {path}")
     if path.stat().st_size > MAX_FILE_BYTES:
         raise AudioError(f"audio file is larger than {MAX_FILE_BYTES // 2**20} MB: {path}")
+    return _decode(path.read_bytes(), path.name)
+
+
+def _decode(encoded: bytes, label: str) -> tuple[np.ndarray, int]:
+    """Decode file bytes with soundfile, or ffmpeg for what it can't read (mp3 variants, m4a, webm)."""
+    if len(encoded) == 0:
+        raise AudioError(f"audio file is empty: {label}")
+    if len(encoded) > MAX_FILE_BYTES:
+        raise AudioError(f"audio is larger than {MAX_FILE_BYTES // 2**20} MB: {label}")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        data, rate = sf.read(io.BytesIO(encoded), dtype="float32", always_2d=False)
         return data, rate
-    except Exception as sf_error:  # soundfile can't read it: try ffmpeg (mp3 variants, m4a, webm, ...)
+    except Exception as sf_error:
         if shutil.which("ffmpeg") is None:
-            raise AudioError(f"cannot read audio file {path.name}: {sf_error}") from None
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-f", "wav", "-ac", "1",
+            raise AudioError(f"cannot read audio file {label}: {sf_error}") from None
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-f", "wav", "-ac", "1",
                "-ar", str(SAMPLE_RATE), "-"]
-        done = subprocess.run(cmd, capture_output=True)
+        done = subprocess.run(cmd, input=encoded, capture_output=True)
         if done.returncode != 0 or len(done.stdout) <= 44:
-            raise AudioError(f"cannot read audio file {path.name}: not a supported audio format") from None
+            raise AudioError(f"cannot read audio file {label}: not a supported audio format") from None
         data, rate = sf.read(io.BytesIO(done.stdout), dtype="float32")
         return data, rate
 
@@ -85,6 +93,15 @@ def load_audio(source: AudioInput, *, sample_rate: int | None = None,
     """
     if isinstance(source, (str, Path)):
         data, rate = _read_file(Path(source))
+    elif isinstance(source, (bytes, bytearray)):
+        data, rate = _decode(bytes(source), "(bytes)")
+    elif hasattr(source, "get_all_samples"):  # torchcodec AudioDecoder, as `datasets` decodes audio
+        samples = source.get_all_samples()
+        data, rate = samples.data.numpy().T, int(samples.sample_rate)
+    elif isinstance(source, dict) and source.get("array") is None and source.get("bytes"):
+        data, rate = _decode(source["bytes"], source.get("path") or "(bytes)")
+    elif isinstance(source, dict) and source.get("array") is None and source.get("path"):
+        data, rate = _read_file(Path(source["path"]))
     elif isinstance(source, tuple) and len(source) == 2:
         rate, data = source
         if not isinstance(rate, (int, np.integer)) and isinstance(data, (int, np.integer)):

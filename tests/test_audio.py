@@ -87,3 +87,22 @@ def test_long_audio_is_truncated_with_a_warning_or_refused():
     assert any(issubclass(w.category, LongAudioWarning) for w in caught)
     with pytest.raises(AudioError, match="31.0 s long"):
         load_audio(long, long_audio="error")
+
+
+def test_encoded_bytes_and_dataset_dicts(tmp_path):
+    path = tmp_path / "clip.flac"
+    sf.write(path, tone(0.5, 22_050), 22_050)
+    from_bytes = load_audio(path.read_bytes())
+    assert from_bytes.shape == (SAMPLE_RATE // 2,)
+    assert np.allclose(load_audio({"bytes": path.read_bytes(), "path": "clip.flac"}), from_bytes)
+    assert np.allclose(load_audio({"bytes": None, "path": str(path)}), from_bytes)
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(b"")
+
+
+def test_torchcodec_decoder_as_datasets_gives_it(tmp_path):
+    decoders = pytest.importorskip("torchcodec.decoders")
+    path = tmp_path / "clip.wav"
+    sf.write(path, np.stack([tone(1.0, 8000)] * 2, axis=1), 8000)
+    audio = load_audio(decoders.AudioDecoder(str(path)))
+    assert audio.shape == (SAMPLE_RATE,) and np.max(np.abs(audio)) > 0.4
