@@ -151,14 +151,19 @@ def test_upload_limits_and_rate_limiter(tmp_path, question):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def playwright():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not Path(CHROMIUM).exists():
         pytest.skip(f"no Debian chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield b
-        b.close()
+    with sync_api.sync_playwright() as p:  # one per thread: both browser tests share it
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright):
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield b
+    b.close()
 
 
 def test_browser_battle_vote_and_safe_rendering(arena_app, browser, question, tmp_path):
@@ -249,16 +254,13 @@ def test_a_failing_backend_voids_the_battle(tmp_path, question):
         app.close()
 
 
-def test_browser_microphone_recording(arena_app, question):
+def test_browser_microphone_recording(arena_app, playwright, question):
     """Chromium's fake microphone plays the spoken question; the arena gets the recording and answers."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"no Debian chromium at {CHROMIUM}")
     arena, url = arena_app
     flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={question}"]
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+    b = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+    try:
         page = b.new_context(permissions=["microphone"]).new_page()
         page.goto(url, wait_until="domcontentloaded")
         page.locator("#question-audio button[aria-label='Record audio']").click()
@@ -269,6 +271,7 @@ def test_browser_microphone_recording(arena_app, question):
         page.wait_for_selector("#status:has-text('Both answered')", timeout=300_000)
         page.locator("#vote-both_bad").click()
         page.wait_for_selector("#reveal:has-text('Model A was')", timeout=30_000)
+    finally:
         b.close()
     row = arena.store.voted_battles().iloc[-1]
     assert row["outcome"] == "both_bad" and 1.5 < row["audio_s"] < 5.0
