@@ -93,6 +93,19 @@ Per-item predictions: `items/<suite>/<assistant>__<task>.jsonl`.
 """
 
 
+def task_table() -> str:
+    """The registered tasks: where the data comes from and what is scored."""
+    from eval.tasks import TASKS
+    lines = ["## Tasks\n", "| task | suite | data | runs offline | target | prompts | notes |",
+             "|---|---|---|---|---|---|---|"]
+    for t in TASKS.values():
+        prompts = ", ".join(f"`{pid}`" + (" (default)" if pid == t.prompt_id else "")
+                            for pid in t.prompts)
+        lines.append(f"| {t.name} | {t.suite} | `{t.source}` | {'yes' if t.offline else 'no'} | "
+                     f"{t.target} | {prompts} | {t.notes} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_readme(out_dir: Path, notes: list[str] | None = None) -> Path:
     out_dir = Path(out_dir)
     parts = [README_HEAD]
@@ -109,6 +122,7 @@ def write_readme(out_dir: Path, notes: list[str] | None = None) -> Path:
                                         set(zip(df["task"], df["prompt_id"]))))
                      + f"; seed {meta['seed']}; {meta['date']}; commit {meta['commit']}\n\n"
                      + suite_table(df) + "\n")
+    parts.append(task_table())
     if notes:
         parts.append("## Notes\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     path = out_dir / "README.md"
