@@ -60,6 +60,17 @@ def assistant_fingerprint(name: str) -> str:
     return h.hexdigest()[:12]
 
 
+def text_identity(name: str) -> str | None:
+    """The text and cascade backends answer a transcript with the same code and the same frozen
+    LLM, so their text-modality answers are identical and cached under that LLM's name."""
+    try:
+        from diva.assistants.registry import ASSISTANTS
+        spec = ASSISTANTS[name]
+    except Exception:
+        return None
+    return f"llm:{spec.llm}" if spec.backend in ("text", "cascade") and spec.llm else None
+
+
 class Answerer:
     """Answers items with one assistant, in batches, through the cache."""
 
@@ -68,7 +79,9 @@ class Answerer:
         self.cache = cache
         self.batch_size = max(1, batch_size)
         self.progress = progress
-        self.identity = assistant.name + (f"@{fp}" if (fp := assistant_fingerprint(assistant.name)) else "")
+        fingerprint = assistant_fingerprint(assistant.name)
+        self.identity = assistant.name + (f"@{fingerprint}" if fingerprint else "")
+        self.text_identity = text_identity(assistant.name) or self.identity
         self.generated = 0  # answers produced by the model in this process (not from the cache)
 
     def modalities(self, wanted: tuple[str, ...]) -> list[str]:
@@ -85,7 +98,8 @@ class Answerer:
                 content = input_hash(audio=audios[it.item_id])
             else:
                 content = input_hash(transcript=it.transcript)
-            key = answer_key(assistant=self.identity, task=task.name, item_id=it.item_id,
+            who = self.identity if modality == "audio" else self.text_identity
+            key = answer_key(assistant=who, task=task.name, item_id=it.item_id,
                              modality=modality, prompt=prompt, content=content, settings=settings)
             requests.append((key, it, prompt))
         found = self.cache.get_many(k for k, _, _ in requests)

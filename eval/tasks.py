@@ -91,7 +91,7 @@ register(Task(
                           "Answer with one word: positive or negative."},
     prompt_id="labels-v1", source="eval/data/spoken_sentiment.jsonl", offline=True,
     target="sentiment label", labels=("positive", "negative"),
-    vocabulary={"positive": "positive", "negative": "negative"}, max_new_tokens=16))
+    vocabulary={"positive": "positive", "negative": "negative"}, max_new_tokens=12))
 
 register(Task(
     name="spoken-translation", suite="translation", kind="translation",
@@ -99,7 +99,7 @@ register(Task(
     prompts={"translate-v1": "Translate the following English sentence into {language}. "
                              "Reply with the translation only."},
     prompt_id="translate-v1", source="eval/data/spoken_translation.jsonl", offline=True,
-    target="reference translation (fr, es, de)", max_new_tokens=48))
+    target="reference translation (fr, es, de)", max_new_tokens=40))
 
 # ---- the paper's tasks (hub datasets) -------------------------------------------------------
 register(Task(

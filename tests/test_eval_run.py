@@ -148,3 +148,10 @@ def test_results_schema_on_a_real_assistant(prepared_assets, tmp_path, monkeypat
             "identical_to_text", "first_token_agreement"} <= set(rec)
     readme = (out / "README.md").read_text()
     assert "text-mini (text)" in readme and "spoken-sentiment" in readme
+
+
+def test_text_modality_is_shared_by_backends_with_the_same_llm():
+    # text-mini and cascade-mini read a transcript with the same frozen LLM and code
+    assert runner.text_identity("text-mini") == runner.text_identity("cascade-mini") is not None
+    assert runner.text_identity("diva-mini") is None
+    assert runner.text_identity("counting") is None
