@@ -39,8 +39,20 @@ def parse_overrides(items: list[str]) -> list[tuple[str, object]]:
     return out
 
 
+def merge(base: dict, top: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict:
-    cfg = yaml.safe_load(Path(path).read_text()) or {}
+    """A YAML config; `base: other.yaml` (beside it) is loaded first and overlaid."""
+    path = Path(path)
+    cfg = yaml.safe_load(path.read_text()) or {}
+    if "base" in cfg:
+        cfg = merge(load_config(path.parent / cfg.pop("base")), cfg)
+        cfg.pop("config_path", None)
     cfg = copy.deepcopy(cfg)
     for key, value in parse_overrides(overrides or []):
         _set(cfg, key, value)

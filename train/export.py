@@ -1,0 +1,89 @@
+"""Export a run's connector (final, or its latest checkpoint) as a loadable checkpoint + model card.
+
+    python -m train.export results/train/runs/diva-mini results/checkpoints/diva-mini
+
+The folder gets `model.safetensors` + `config.json` (diva.checkpoint's layout, loadable by the
+registry names `diva-mini` / `sft-mini`) and a README.md model card: data, steps, wall time,
+final losses and validation numbers from the run's metrics.csv.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+
+def _last(rows: list[dict], split: str) -> dict:
+    rows = [r for r in rows if r["split"] == split]
+    return rows[-1] if rows else {}
+
+
+def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -> str:
+    train, valid = _last(rows, "train"), _last(rows, "valid")
+    t, m, c = cfg.get("train", {}), cfg.get("model", {}), cfg.get("corpus", {})
+    hours = float(train.get("seconds") or 0) / 3600
+    datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
+    fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
+    return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
+
+- Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens.
+- Trainable: query tokens, the Whisper-decoder copy (Q-Former), the projection. This folder holds
+  only those (`model.safetensors`, `config.json` naming the encoder and LLM).
+- Objective: `{t.get('loss')}` ({'distillation + token alignment, weights ' + str(t.get('distill_weight')) + ':' + str(t.get('align_weight')) if t.get('loss') == 'distill' else 'cross-entropy on the transcript after the audio prompt (SFT baseline)' if t.get('loss') == 'sft' else 'KL over the text LLM reply + token alignment'}).
+- Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of
+  `diva/voices.py`; text from WordNet 3.0; see {datacard}); validation on held-out VALID voices.
+- Optimiser: AdamW lr {t.get('lr')} (betas {t.get('betas')}, eps {t.get('eps')}, wd {t.get('weight_decay')}),
+  {t.get('schedule')} schedule, warmup {t.get('warmup')}, clip {t.get('clip')}, batch {t.get('batch_size')} x accum {t.get('grad_accum')}.
+- Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (shared).
+- Final train losses (step {train.get('step', 'n/a')}): total {fmt(train, 'loss')}, distill {fmt(train, 'distill')},
+  align {fmt(train, 'align')}, ce {fmt(train, 'ce')}.
+- Validation (VALID voices, step {valid.get('step', 'n/a')}): loss {fmt(valid, 'loss')}, distill {fmt(valid, 'distill')},
+  first-token agreement with the text branch {fmt(valid, 'first_token_agreement')}.
+- Evaluation on the TEST voices: see `results/train/README.md`.
+
+Reproduce: `python -m train.distill --config {cfg.get('config_path', 'train/configs/mini.yaml')}`
+(resumable; `python -m train.export {run} <folder>` re-exports).
+"""
+
+
+def export(run: Path, out: Path) -> Path:
+    import csv
+    from safetensors.torch import load_file, save_file
+    run, out = Path(run), Path(out)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    final = run / "final"
+    ckpts = sorted((run / "ckpt").glob("step-???????")) if (run / "ckpt").exists() else []
+    rows = list(csv.DictReader((run / "metrics.csv").open())) if (run / "metrics.csv").exists() else []
+    out.mkdir(parents=True, exist_ok=True)
+    if (final / "model.safetensors").exists():
+        shutil.copy(final / "model.safetensors", out / "model.safetensors")
+        config = json.loads((final / "config.json").read_text())
+        step, source = config.get("trained_steps", 0), "final"
+    elif ckpts:
+        state = load_file(str(ckpts[-1] / "connector.safetensors"))
+        save_file(state, str(out / "model.safetensors"))
+        step, source = int(ckpts[-1].name.split("-")[1]), f"checkpoint {ckpts[-1].name}, run unfinished"
+        m = cfg["model"]
+        config = {"format": "diva-connector", "projection_layout": "out_in", "reference_encoder": m["encoder"],
+                  "reference_decoder": m["llm"], "n_queries": m["n_queries"], "trained_steps": step,
+                  "loss": cfg["train"].get("loss"), "encoder_frames": cfg["train"].get("encoder_frames", 1500)}
+    else:
+        raise FileNotFoundError(f"{run} has neither a final connector nor a checkpoint")
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "README.md").write_text(model_card(run, cfg, step, rows, source))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run")
+    parser.add_argument("out")
+    args = parser.parse_args()
+    print(export(Path(args.run), Path(args.out)))
+
+
+if __name__ == "__main__":
+    main()
