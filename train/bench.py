@@ -33,6 +33,13 @@ def _run(config: str, run_dir: Path, cache_dir: Path, steps: int, cache: bool, e
     return [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r["split"] == "train"]
 
 
+def effective_precision(asked: str) -> str:
+    import torch
+    from train.distill import bf16_supported
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return "bf16" if asked == "bf16" and bf16_supported(device) else "fp32"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="train/configs/mini.yaml")
@@ -55,7 +62,7 @@ def main() -> None:
                 "batch_size": cfg["train"]["batch_size"], "examples_per_s": f"{cfg['train']['batch_size'] / seconds:.3f}",
                 "seconds_per_step": f"{seconds:.3f}", "peak_rss_mb": f"{max(float(r['peak_rss_mb']) for r in rows):.0f}",
                 "encoder": cfg["model"]["encoder"], "llm": cfg["model"]["llm"], "n_queries": cfg["model"]["n_queries"],
-                "precision": cfg["train"]["precision"], "cpu_threads": torch.get_num_threads(),
+                "precision": effective_precision(cfg["train"]["precision"]), "cpu_threads": torch.get_num_threads(),
                 "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)", "date": time.strftime("%Y-%m-%d")})
             print(out_rows[-1])
     finally:
