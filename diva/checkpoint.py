@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from diva.model import DiVA, DivaConfig
+from diva.model import UNUSED_CONNECTOR_PREFIX, DiVA, DivaConfig
 
 OUR_FORMAT = "diva-connector"
 
@@ -40,6 +40,8 @@ def save_released_layout(model: DiVA, folder: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.connector_state_dict().items()}
     state["projection.weight"] = state["projection.weight"].t().contiguous()
+    # the released files carry the whole decoder state dict, unused token table included
+    state[f"connector.{UNUSED_CONNECTOR_PREFIX}weight"] = model.connector.embed_tokens.weight.detach().cpu()
     save_file(state, str(folder / "model.safetensors"))
     config = {"architectures": ["DiVAModel"], "model_type": "diva",
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm}
@@ -90,6 +92,7 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
 def load_state_into(model: DiVA, state: dict[str, torch.Tensor]) -> None:
     """Put every tensor where it belongs; any missing or unexpected key is an error."""
     own = model.connector_state_dict()
+    state = {k: v for k, v in state.items() if not k.startswith(f"connector.{UNUSED_CONNECTOR_PREFIX}")}
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
         raise CheckpointError(f"checkpoint does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
@@ -99,7 +102,7 @@ def load_state_into(model: DiVA, state: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         model.query_tokens.copy_(state["query_tokens"])
     model.connector.load_state_dict({k[len("connector."):]: v for k, v in state.items()
-                                     if k.startswith("connector.")})
+                                     if k.startswith("connector.")}, strict=False)
     model.projection.load_state_dict({k[len("projection."):]: v for k, v in state.items()
                                       if k.startswith("projection.")})
 

@@ -19,6 +19,9 @@ from diva.audio import SAMPLE_RATE
 from diva.prompt import PromptLayout
 
 
+UNUSED_CONNECTOR_PREFIX = "embed_tokens."  # Whisper's token table, copied but never read
+
+
 @dataclass
 class DivaConfig:
     encoder: str = "whisper-tiny.en"      # embedded name, hub id or folder
@@ -45,6 +48,8 @@ class DiVA(nn.Module):
         self.connector = copy.deepcopy(whisper.get_decoder())
         self.connector.train(False)
         self.connector.requires_grad_(True)
+        # its inputs are the query tokens, so the copied token-embedding table is never used
+        self.connector.embed_tokens.requires_grad_(False)
         # start the queries at Whisper's own token-embedding scale
         scale = float(self.connector.embed_tokens.weight.detach().std())
         self.query_tokens = nn.Parameter(torch.randn(config.n_queries, d_whisper) * scale)
@@ -74,12 +79,15 @@ class DiVA(nn.Module):
         return self.query_tokens.device
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [self.query_tokens, *self.connector.parameters(), *self.projection.parameters()]
+        return [self.query_tokens, *(p for p in self.connector.parameters() if p.requires_grad),
+                *self.projection.parameters()]
 
     def connector_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what DiVA trains (the encoder and LLM come from their own checkpoints)."""
+        """Only what DiVA trains (the encoder and LLM come from their own checkpoints; the
+        connector's unused token-embedding table stays Whisper's and is left out)."""
         state = {"query_tokens": self.query_tokens.detach()}
-        state.update({f"connector.{k}": v for k, v in self.connector.state_dict().items()})
+        state.update({f"connector.{k}": v for k, v in self.connector.state_dict().items()
+                      if not k.startswith(UNUSED_CONNECTOR_PREFIX)})
         state.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
         return state
 

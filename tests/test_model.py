@@ -43,6 +43,12 @@ def test_connector_is_initialised_from_whisper_decoder_and_independent():
     assert not torch.equal(diva.connector.layers[0].fc1.weight, whisper.get_decoder().layers[0].fc1.weight)
 
 
+def test_unused_connector_token_table_is_neither_trained_nor_saved(model):
+    assert not model.connector.embed_tokens.weight.requires_grad
+    assert not any(k.startswith("connector.embed_tokens") for k in model.connector_state_dict())
+    assert "connector.embed_positions.weight" in model.connector_state_dict()
+
+
 def test_only_connector_parts_are_trainable(model):
     trainable = {id(p) for p in model.trainable_parameters()}
     assert all(p.requires_grad for p in model.trainable_parameters())
@@ -129,6 +135,7 @@ def test_released_layout_round_trip_puts_every_tensor_in_place(model, tmp_path):
     assert raw_state["projection.weight"].shape == (d_whisper, d_llm)  # stored transposed
     assert raw_state["query_tokens"].shape == (8, d_whisper)
     assert any(k.startswith("connector.layers.0.encoder_attn.") for k in raw_state)
+    assert "connector.embed_tokens.weight" in raw_state  # the whole Whisper-decoder state dict
     config_json = json.loads((folder / "config.json").read_text())
     assert {"reference_encoder", "reference_decoder"} <= set(config_json)
     config, state, _ = read_checkpoint(folder)
