@@ -114,14 +114,21 @@ def metric_label(metric: str) -> str:
     return METRIC_LABELS.get(norm(metric), str(metric))
 
 
+def lighter(colour: str, amount: float = 0.5) -> str:
+    """The colour blended towards white (the text-modality bars of an assistant)."""
+    from matplotlib.colors import to_hex, to_rgb
+    return to_hex([c + (1 - c) * amount for c in to_rgb(colour)])
+
+
 def model_styles(models: list[str]) -> dict[str, tuple[str, str]]:
     """A fixed (label, colour) for every model: paper models and known assistants by name,
     unknown assistants by their position in sorted order."""
     styles = {m: PAPER_MODELS[m] for m in models if m in PAPER_MODELS}
     for m in models:
-        base = m.split(" (")[0]  # "diva-mini (text)" shares diva-mini's colour family
+        base = m.split(" (")[0]  # "diva-mini (text)" shares diva-mini's colour family, lighter
         if m not in styles and base in OUR_COLOURS:
-            styles[m] = (m, OUR_COLOURS[base])
+            styles[m] = (m, OUR_COLOURS[base] if m == base or m.endswith("(audio)")
+                         else lighter(OUR_COLOURS[base]))
     unknown = sorted(m for m in models if m not in styles)
     for i, m in enumerate(unknown):
         styles[m] = (m, FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)])
@@ -323,6 +330,8 @@ def significance(rows: pd.DataFrame, items_dir: Path, suite: str) -> tuple[str |
 
 def our_bars(results: pd.DataFrame, items_dir: Path, suite: str) -> pd.DataFrame:
     """Bars for one eval suite, stars from a paired bootstrap (best vs runner-up, p<0.05)."""
+    if "modality" in results:  # a "gap" row is the difference of two bars, not a score
+        results = results[results["modality"] != "gap"]
     df = pick_metric(latest_runs(results))
     df["model"] = series_names(df)
     df = assign_panels(df)
