@@ -6,7 +6,7 @@ export HF_EVALUATE_OFFLINE := 1
 export GRADIO_ANALYTICS_ENABLED := False
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup assets test demo ask bench eval figures corpus train-mini arena leaderboard clean-venv
+.PHONY: setup assets test demo ask bench bench-train eval figures corpus train-mini leaderboard clean-venv
 
 # virtualenv + pinned packages (+ Debian packages when root); re-runs when requirements change
 .venv/.installed: requirements.txt scripts/setup.sh
@@ -31,8 +31,13 @@ ask: assets
 	$(PY) -m diva ask diva/samples/capital_of_france.wav --assistant cascade-mini
 	$(PY) -m diva ask diva/samples/capital_of_france.wav --assistant diva-mini
 
+# speed and memory, as ratios against a baseline measured in the same process (results/bench/)
 bench: assets
 	$(PY) -m diva.bench
+	$(PY) -m eval.bench
+
+bench-train: assets
+	$(PY) -m train.bench --config train/configs/mini.yaml
 
 eval: assets
 	$(PY) -m eval.run --assistant text-mini,cascade-mini,diva-mini --suite all
@@ -43,8 +48,9 @@ figures: setup
 corpus: assets
 	$(PY) -m train.data build --config train/configs/mini.yaml
 
+# corpus, DiVA-mini, then the SFT baseline; each step resumes where it stopped
 train-mini: assets
-	$(PY) -m train.distill --config train/configs/mini.yaml
+	bash train/run_mini.sh
 
 leaderboard: setup
 	$(PY) -m demo.leaderboard --out results/arena
