@@ -18,14 +18,21 @@ def ask(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     args = parser.parse_args(argv)
 
-    from diva.assistants import AssistantNotAvailable, load_assistant
     from diva.audio import AudioError, load_audio
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            audio = load_audio(args.file)  # check the audio before loading any model
+            audio = load_audio(args.file)  # check the audio before importing or loading any model
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
+    except AudioError as error:
+        print(f"error: {args.file}: {error}", file=sys.stderr)
+        return 2
+
+    from diva.assistants import AssistantNotAvailable, load_assistant
+    from diva.models import quiet_transformers
+    quiet_transformers()
+    try:
         assistant = load_assistant(args.assistant)
         stream = assistant.stream(audio, args.prompt, max_new_tokens=args.max_new_tokens)
         if args.json:
@@ -40,9 +47,6 @@ def ask(argv: list[str]) -> int:
             speed = f"{reply.tokens_per_s:.1f}" if reply.tokens_per_s else "n/a"
             heard = f", heard: {reply.transcript!r}" if reply.transcript else ""
             print(f"\n  (time to first token {ttft}, {speed} tokens/s{heard})", file=sys.stderr)
-    except AudioError as error:
-        print(f"error: {args.file}: {error}", file=sys.stderr)
-        return 2
     except (AssistantNotAvailable, KeyError) as error:
         print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
         return 3
@@ -67,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:8s} {text}")
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
-    from diva.models import quiet_transformers
-    quiet_transformers()
     if command == "assets":
         from diva import assets
         return assets.main(rest) or 0
     if command == "serve":
         from diva import serve
+        from diva.models import quiet_transformers
+        quiet_transformers()
         return serve.main(rest) or 0
     if command == "list":
         return list_assistants(rest)
