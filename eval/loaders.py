@@ -26,7 +26,6 @@ Hub ids and schemas (checked against each dataset card):
 from __future__ import annotations
 
 import glob
-import io
 import os
 from typing import Any, Iterable
 
@@ -61,17 +60,8 @@ def open_split(hub_id: str, split: str, config: str | None = None, data_dir: str
 
 
 def audio_array(value: Any) -> np.ndarray:
-    """16 kHz mono float32 from whatever a dataset holds: a torchcodec `AudioDecoder`
-    (datasets >= 4), `{"array", "sampling_rate"}`, `{"bytes", "path"}`, a path or an array."""
-    if hasattr(value, "get_all_samples"):
-        samples = value.get_all_samples()
-        return load_audio((int(samples.sample_rate), samples.data.numpy()))
-    if isinstance(value, dict) and value.get("array") is None and value.get("bytes"):
-        import soundfile as sf
-        data, rate = sf.read(io.BytesIO(value["bytes"]), dtype="float32")
-        return load_audio((int(rate), data))
-    if isinstance(value, dict) and value.get("array") is None and value.get("path"):
-        return load_audio(value["path"])
+    """16 kHz mono float32 from whatever a dataset holds (AudioDecoder, {array, sampling_rate},
+    {bytes, path}, a path or an array): `diva.audio.load_audio` reads them all."""
     return load_audio(value)
 
 

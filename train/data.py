@@ -251,18 +251,9 @@ def load_corpus(folder: str | Path, split: str = "train", decode: bool = False):
 
 
 def audio_array(item) -> np.ndarray:
-    """16 kHz float32 samples from a corpus item's audio field, decoded or not."""
-    if isinstance(item, dict) and item.get("bytes") is not None:
-        data, rate = sf.read(io.BytesIO(item["bytes"]), dtype="float32")
-    elif isinstance(item, dict) and "array" in item:
-        data, rate = np.asarray(item["array"], dtype=np.float32), item.get("sampling_rate", SAMPLE_RATE)
-    elif hasattr(item, "get_all_samples"):  # torchcodec AudioDecoder
-        samples = item.get_all_samples()
-        data, rate = samples.data.mean(0).numpy(), samples.sample_rate
-    else:
-        data, rate = sf.read(item["path"], dtype="float32")
+    """16 kHz float32 samples from a corpus item's audio field, decoded or not (the one loader)."""
     from diva.audio import load_audio
-    return load_audio((rate, data))
+    return load_audio(item)
 
 
 def write_datacard(folder: Path, settings: dict, rows: list[dict]) -> None:
