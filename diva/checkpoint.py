@@ -29,7 +29,8 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
     save_file(state, str(folder / "model.safetensors"))
     config = {"format": OUR_FORMAT, "projection_layout": "out_in",
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm,
-              "n_queries": model.config.n_queries, **(extra or {})}
+              "n_queries": model.config.n_queries, "encoder_seconds": model.config.encoder_seconds,
+              **(extra or {})}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -85,7 +86,8 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
     if raw.get("projection_layout") != "out_in":  # released layout: (d_whisper, d_llm)
         state["projection.weight"] = state["projection.weight"].t().contiguous()
     config = DivaConfig(encoder=raw["reference_encoder"], llm=raw["reference_decoder"],
-                        n_queries=state["query_tokens"].shape[0])
+                        n_queries=state["query_tokens"].shape[0],
+                        encoder_seconds=raw.get("encoder_seconds", 30.0))
     return config, state, raw
 
 

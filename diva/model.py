@@ -9,13 +9,14 @@ copy, the projection. Frozen: the encoder and the LLM.
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from diva.audio import SAMPLE_RATE
+from diva.audio import SAMPLE_RATE, LongAudioWarning
 from diva.prompt import PromptLayout
 
 
@@ -27,6 +28,8 @@ class DivaConfig:
     encoder: str = "whisper-tiny.en"      # embedded name, hub id or folder
     llm: str = "smollm2-135m-instruct"
     n_queries: int = 448                  # paper: 448 = Whisper's max target length
+    encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on the first
+                                          # N seconds only (faster; audio past it is not heard)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +41,10 @@ class DiVA(nn.Module):
         max_queries = whisper.config.max_target_positions
         if not 1 <= config.n_queries <= max_queries:
             raise ValueError(f"n_queries must be in 1..{max_queries} (Whisper's decoder positions)")
+        window = whisper.config.max_source_positions  # encoder frames in 30 s (50 per second)
+        self.encoder_frames = round(config.encoder_seconds * window / 30)
+        if not 1 <= self.encoder_frames <= window:
+            raise ValueError(f"encoder_seconds must be in (0, 30], got {config.encoder_seconds}")
         self.config = config
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
@@ -99,8 +106,10 @@ class DiVA(nn.Module):
 
     @torch.no_grad()
     def encode(self, features: torch.Tensor) -> torch.Tensor:
-        """Frozen Whisper encoder: (B, n_mels, 3000) -> (B, 1500, d_whisper)."""
-        return self.encoder(features).last_hidden_state
+        """Frozen Whisper encoder: (B, n_mels, 3000) -> (B, frames, d_whisper), 1500 frames for 30 s."""
+        if self.encoder_frames == self.encoder.config.max_source_positions:
+            return self.encoder(features).last_hidden_state
+        return encode_window(self.encoder, features, self.encoder_frames)
 
     def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """Connector: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
@@ -137,8 +146,23 @@ class DiVA(nn.Module):
 
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
+        longest = max(len(a) for a in audios) / SAMPLE_RATE
+        if longest > self.config.encoder_seconds:
+            warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: this DiVA hears only the first "
+                                           f"{self.config.encoder_seconds:g} s"), stacklevel=2)
         virtual = self.virtual_tokens(self.encode(self.features(audios)))
         return self.audio_inputs(virtual, prompts)
+
+
+def encode_window(encoder, features: torch.Tensor, frames: int) -> torch.Tensor:
+    """Whisper's encoder forward on the first `frames` positions only (2 mel frames each): the
+    same layers on a shorter window. (transformers' forward insists on the full 30 s.)"""
+    x = nn.functional.gelu(encoder.conv1(features[..., :2 * frames]))
+    x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    x = x + encoder.embed_positions.weight[:frames]
+    for layer in encoder.layers:
+        x = layer(x, None)
+    return encoder.layer_norm(x)
 
 
 def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -51,10 +51,11 @@ def tiny_whisper(seed: int = 0) -> WhisperForConditionalGeneration:
     return WhisperForConditionalGeneration(config).eval().requires_grad_(False)
 
 
-def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", llm: str = "tiny-llama"):
+def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", llm: str = "tiny-llama",
+              encoder_seconds: float = 30.0):
     """A DiVA on tiny random Whisper and Llama models."""
     from diva.model import DiVA, DivaConfig
     whisper, llm_model = tiny_whisper(seed), tiny_llm(seed)
     torch.manual_seed(seed)
     return DiVA(whisper, WhisperFeatureExtractor(feature_size=80), llm_model, tiny_tokenizer(),
-                DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries))
+                DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries, encoder_seconds=encoder_seconds))

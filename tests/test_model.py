@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 from diva.assistants.diva import DivaAssistant
 from diva.checkpoint import (CheckpointError, load_state_into, read_checkpoint, save_connector,
                              save_released_layout)
-from diva.model import DiVA, DivaConfig, left_pad
+from diva.audio import LongAudioWarning
+from diva.model import DiVA, DivaConfig, encode_window, left_pad
 from diva.testing import tiny_diva, tiny_llm, tiny_tokenizer, tiny_whisper
 
 
@@ -28,6 +29,20 @@ def test_virtual_tokens_have_fixed_count_and_llm_width(model):
     assert states.shape == (3, 1500, 32)
     virtual = model.virtual_tokens(states)
     assert virtual.shape == (3, 8, model.llm.config.hidden_size)
+
+
+def test_short_encoder_window_is_whispers_forward_on_fewer_frames(model):
+    features = model.features(clips(2))
+    full = model.encode(features)
+    assert torch.allclose(encode_window(model.encoder, features, 1500), full, atol=1e-5)
+    short = tiny_diva(n_queries=8, encoder_seconds=10)
+    states = short.encode(short.features(clips(2)))
+    assert states.shape == (2, 500, 32)
+    assert short.virtual_tokens(states).shape == (2, 8, short.llm.config.hidden_size)
+    with pytest.warns(LongAudioWarning, match="first 10 s"):
+        short.speech_inputs([np.full(16000 * 12, 0.1, dtype=np.float32)])
+    with pytest.raises(ValueError, match="encoder_seconds"):
+        tiny_diva(encoder_seconds=31)
 
 
 def test_connector_is_initialised_from_whisper_decoder_and_independent():
@@ -121,7 +136,9 @@ def test_stream_concatenates_to_generated_text(model):
 def test_our_checkpoint_round_trip(model, tmp_path):
     save_connector(model, tmp_path / "ours")
     config, state, raw = read_checkpoint(tmp_path / "ours")
-    assert raw["projection_layout"] == "out_in" and config.n_queries == 8
+    assert raw["projection_layout"] == "out_in" and config.n_queries == 8 and config.encoder_seconds == 30
+    save_connector(tiny_diva(n_queries=8, encoder_seconds=10), tmp_path / "short")
+    assert read_checkpoint(tmp_path / "short")[0].encoder_seconds == 10
     other = tiny_diva(n_queries=8, seed=1)
     load_state_into(other, state)
     for key, value in model.connector_state_dict().items():

@@ -42,7 +42,7 @@ from train.frozen_cache import FrozenCache, content_key
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
-                     cache=True, cache_dir="cache/train", encoder_frames=1500, eval_every=500,
+                     cache=True, cache_dir="cache/train", eval_every=500,
                      eval_examples=120, save_every=250, keep_checkpoints=2, log_every=20, seed=0,
                      run_dir="results/train/runs/diva-mini", export_dir=None, max_seconds=None)
 
@@ -52,9 +52,11 @@ def build_model(model_cfg: dict):
     from diva.model import DiVA, DivaConfig
     if model_cfg.get("encoder") == "tiny-random":  # tests: tiny random Whisper and Llama
         from diva.testing import tiny_diva
-        return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0))
+        return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0),
+                         encoder_seconds=model_cfg.get("encoder_seconds", 30.0))
     return DiVA.from_config(DivaConfig(encoder=model_cfg["encoder"], llm=model_cfg["llm"],
-                                       n_queries=model_cfg["n_queries"]))
+                                       n_queries=model_cfg["n_queries"],
+                                       encoder_seconds=model_cfg.get("encoder_seconds", 30.0)))
 
 
 def open_split(cfg: dict, split: str):
@@ -113,9 +115,7 @@ class Trainee(nn.Module):
         self.tcfg = tcfg
         on = tcfg["cache"]
         root = tcfg["cache_dir"]
-        frames = tcfg["encoder_frames"]
-        self.frames = frames
-        tag = f"{model_id['encoder']}|frames={frames}"
+        tag = f"{model_id['encoder']}|frames={diva.encoder_frames}"
         self.enc_cache = FrozenCache(root, "encoder", tag) if on else None
         effective = "bf16" if tcfg["precision"] == "bf16" and bf16_supported(diva.device.type) else "fp32"
         self.text_cache = FrozenCache(root, "teacher", f"{model_id['llm']}|{effective}",
@@ -129,7 +129,7 @@ class Trainee(nn.Module):
         diva = self.diva
 
         def compute(idx):
-            return diva.encode(diva.features([audios[i] for i in idx]))[:, :self.frames].float().cpu()
+            return diva.encode(diva.features([audios[i] for i in idx])).float().cpu()
         if self.enc_cache is None:
             states = list(compute(range(len(audios))))
         else:
@@ -478,7 +478,7 @@ def train(cfg: dict) -> Path:
 def finish(run: Path, diva, cfg: dict, tcfg: dict, step: int) -> None:
     """Write the final connector (diva.checkpoint layout) and, if asked, export it with a card."""
     from diva.checkpoint import save_connector
-    extra = {"trained_steps": step, "loss": tcfg["loss"], "encoder_frames": tcfg["encoder_frames"]}
+    extra = {"trained_steps": step, "loss": tcfg["loss"]}
     save_connector(diva, run / "final", extra=extra)
     if tcfg.get("export_dir"):
         from train.export import export

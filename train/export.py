@@ -29,7 +29,8 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
     return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
 
-- Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens.
+- Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens;
+  the encoder hears the first {m.get('encoder_seconds', 30)} s of audio.
 - Trainable: query tokens, the Whisper-decoder copy (Q-Former), the projection. This folder holds
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
 - Objective: `{t.get('loss')}` ({'distillation + token alignment, weights ' + str(t.get('distill_weight')) + ':' + str(t.get('align_weight')) if t.get('loss') == 'distill' else 'cross-entropy on the transcript after the audio prompt (SFT baseline)' if t.get('loss') == 'sft' else 'KL over the text LLM reply + token alignment'}).
@@ -68,8 +69,9 @@ def export(run: Path, out: Path) -> Path:
         step, source = int(ckpts[-1].name.split("-")[1]), f"checkpoint {ckpts[-1].name}, run unfinished"
         m = cfg["model"]
         config = {"format": "diva-connector", "projection_layout": "out_in", "reference_encoder": m["encoder"],
-                  "reference_decoder": m["llm"], "n_queries": m["n_queries"], "trained_steps": step,
-                  "loss": cfg["train"].get("loss"), "encoder_frames": cfg["train"].get("encoder_frames", 1500)}
+                  "reference_decoder": m["llm"], "n_queries": m["n_queries"],
+                  "encoder_seconds": m.get("encoder_seconds", 30.0), "trained_steps": step,
+                  "loss": cfg["train"].get("loss")}
     else:
         raise FileNotFoundError(f"{run} has neither a final connector nor a checkpoint")
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
