@@ -178,6 +178,14 @@ def identical(a: str, b: str) -> float:
     return float(a.strip() == b.strip())
 
 
+def repeats_question(reply: str, question: str, text_reply: str) -> float:
+    """1.0 when the reply transcribes the question instead of answering it: its SQuAD token F1
+    with the question is at least 0.5 and higher than with the text LLM's reply to the same
+    question (so "The capital of France is Paris." is an answer, not a repeat)."""
+    to_question = token_f1(reply, question)
+    return float(to_question >= 0.5 and to_question > token_f1(reply, text_reply))
+
+
 def first_token_agreement(a: str, b: str, tokenize: Callable[[str], list] | None = None) -> float:
     """1.0 when both answers start with the same token (`tokenize`: the LLM's tokenizer; without
     one, whitespace words)."""

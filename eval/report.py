@@ -86,7 +86,8 @@ Metrics: `accuracy` (spoken-qa: an accepted answer appears in the response; clas
 parsed label equals the gold label), `weighted_f1` (F1 per label weighted by support),
 `identical_to_text` / `first_token_agreement` (spoken-qa only: the response is identical to /
 starts with the same LLM token as **text-mini's** response to the transcript, same prompt and
-generation settings), `panda` (PEDANT, when qa-metrics can load), `exact_match` / `token_f1`
+generation settings; `repeats_question`: the response transcribes the question instead of
+answering it, token F1 with the question >= 0.5 and above its F1 with text-mini's reply), `panda` (PEDANT, when qa-metrics can load), `exact_match` / `token_f1`
 (SQuAD), `contains` (a gold answer appears in the response), `bleu_<tokenizer>` (sacrebleu corpus
 BLEU with that tokenizer; `bleu_mean`: mean over target languages).
 Per-item predictions: `items/<suite>/<assistant>__<task>.jsonl`.

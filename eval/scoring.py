@@ -7,7 +7,8 @@ BLEU (0-100) for a translation.
 Metrics per task kind:
 - qa offline (`spoken-qa`): accuracy = an accepted answer appears in the response; plus, against
   text-mini's answer to the transcript (same prompt, same generation settings):
-  identical_to_text (whole response identical) and first_token_agreement (same first LLM token).
+  identical_to_text (whole response identical) and first_token_agreement (same first LLM token);
+  repeats_question: the response transcribes the question instead of answering it.
 - qa real: panda (PEDANT, when qa-metrics loads), else exact_match and token_f1 (SQuAD); always
   contains (an answer span appears in the response).
 - label: accuracy and weighted_f1 (unparsed answers count as wrong).
@@ -25,7 +26,7 @@ from eval import metrics as M
 from eval.item import Item
 from eval.tasks import Task
 
-AGREEMENT_METRICS = ("identical_to_text", "first_token_agreement")
+AGREEMENT_METRICS = ("identical_to_text", "first_token_agreement", "repeats_question")
 
 
 @dataclass
@@ -67,9 +68,12 @@ def score_items(task: Task, items: list[Item], predictions: list[str], *,
         if text_mini is not None:
             same = [M.identical(p, t) for p, t in zip(predictions, text_mini)]
             first = [M.first_token_agreement(p, t, tokenize) for p, t in zip(predictions, text_mini)]
+            repeats = [M.repeats_question(p, it.transcript or "", t)
+                       for p, it, t in zip(predictions, items, text_mini)]
             found += [_mean_metric("identical_to_text", same),
-                      _mean_metric("first_token_agreement", first)]
-            per_item.update(identical_to_text=same, first_token_agreement=first,
+                      _mean_metric("first_token_agreement", first),
+                      _mean_metric("repeats_question", repeats)]
+            per_item.update(identical_to_text=same, first_token_agreement=first, repeats_question=repeats,
                             text_mini_answer=list(text_mini))
         for name, vals in per_item.items():
             for rec, v in zip(records, vals):

@@ -92,6 +92,15 @@ def test_agreement_metrics():
     assert M.first_token_agreement("Paris", "Pizza", chars) == 1.0
 
 
+def test_repeats_question_tells_transcribing_from_answering():
+    q = "What is the capital of France?"
+    text = "The capital of France is Paris."
+    assert M.repeats_question("What is the capital of France?", q, text) == 1.0
+    assert M.repeats_question("what is the capitol of france", q, text) == 1.0  # ASR-style errors
+    assert M.repeats_question("The capital of France is Paris.", q, text) == 0.0  # echoes, but answers
+    assert M.repeats_question("I like green apples.", q, text) == 0.0
+
+
 def test_bootstrap_cis():
     assert M.mean_ci([1.0] * 10) == (1.0, 1.0)
     lo, hi = M.mean_ci([0.0, 1.0] * 50, seed=3)

@@ -136,7 +136,8 @@ def test_results_schema_on_a_real_assistant(prepared_assets, tmp_path, monkeypat
                         "--limit", "2", "--out", str(out), "--quiet", "--seed", "3"]) == 0
     qa = pd.read_csv(out / "qa.csv")
     assert list(qa.columns) == COLUMNS
-    assert set(qa["metric"]) == {"accuracy", "identical_to_text", "first_token_agreement"}
+    assert set(qa["metric"]) == {"accuracy", "identical_to_text", "first_token_agreement",
+                                 "repeats_question"}
     assert set(qa["modality"]) == {"text"} and set(qa["subset"]) == {"all"}
     # text-mini is its own reference: identical by construction
     assert qa.loc[qa.metric == "identical_to_text", "value"].iloc[0] == 100.0
@@ -145,7 +146,7 @@ def test_results_schema_on_a_real_assistant(prepared_assets, tmp_path, monkeypat
     assert set(cls["metric"]) == {"accuracy", "weighted_f1"}
     rec = json.loads((out / "items" / "qa" / "text-mini__spoken-qa.jsonl").read_text().splitlines()[0])
     assert {"item_id", "subset", "modality", "prediction", "reference", "score",
-            "identical_to_text", "first_token_agreement"} <= set(rec)
+            "identical_to_text", "first_token_agreement", "repeats_question"} <= set(rec)
     readme = (out / "README.md").read_text()
     assert "text-mini (text)" in readme and "spoken-sentiment" in readme
 
