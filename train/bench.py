@@ -1,10 +1,11 @@
 """Training throughput with and without the cache of frozen outputs -> results/bench/train.csv.
 
-    python -m train.bench --config train/configs/mini.yaml [--steps 6]
+    python -m train.bench --config train/configs/mini.yaml [--steps 6] [--encoder-seconds 30,10]
 
-Three short runs, each its own process (so peak RSS is its own): `uncached` computes the Whisper
-encoder and the text-branch teacher every step; `cache-fill` computes and stores them;
-`cached` reads them back (all hits). The first step of each run is dropped as warm-up.
+Per encoder window, three short runs, each its own process (so peak RSS is its own): `uncached`
+computes the Whisper encoder and the text-branch teacher every step; `cache-fill` computes and
+stores them; `cached` reads them back (all hits). The first step of each run is dropped as
+warm-up; `speedup` is uncached seconds per step over the mode's.
 """
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-FIELDS = ["mode", "loss", "steps_timed", "batch_size", "examples_per_s", "seconds_per_step", "peak_rss_mb",
-          "encoder", "llm", "n_queries", "precision", "cpu_threads", "machine", "date"]
+FIELDS = ["encoder_seconds", "mode", "loss", "steps_timed", "batch_size", "examples_per_s", "seconds_per_step",
+          "speedup", "peak_rss_mb", "encoder", "llm", "n_queries", "precision", "cpu_threads", "load_avg_1m",
+          "machine", "date"]
 
 
 def _run(config: str, run_dir: Path, cache_dir: Path, steps: int, cache: bool, extra: list[str]) -> list[dict]:
@@ -44,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="train/configs/mini.yaml")
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--encoder-seconds", default="30,10",
+                        help="encoder windows to compare (30 = Whisper's; the cache saves less on a short one)")
     parser.add_argument("--out", default="results/bench/train.csv")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
@@ -51,20 +55,28 @@ def main() -> None:
     cfg = load_config(args.config, args.overrides)
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
     out_rows = []
+    batch = cfg["train"]["batch_size"]
     try:
-        for mode, cache, cache_dir in (("uncached", False, tmp / "none"), ("cache-fill", True, tmp / "cache"),
-                                       ("cached", True, tmp / "cache")):
-            rows = _run(args.config, tmp / mode, cache_dir, args.steps, cache, args.overrides)[1:]
-            seconds = sum(float(r["examples_per_s"]) ** -1 for r in rows) * cfg["train"]["batch_size"] / len(rows)
-            import torch
-            out_rows.append({
-                "mode": mode, "loss": cfg["train"]["loss"], "steps_timed": len(rows),
-                "batch_size": cfg["train"]["batch_size"], "examples_per_s": f"{cfg['train']['batch_size'] / seconds:.3f}",
-                "seconds_per_step": f"{seconds:.3f}", "peak_rss_mb": f"{max(float(r['peak_rss_mb']) for r in rows):.0f}",
-                "encoder": cfg["model"]["encoder"], "llm": cfg["model"]["llm"], "n_queries": cfg["model"]["n_queries"],
-                "precision": effective_precision(cfg["train"]["precision"]), "cpu_threads": torch.get_num_threads(),
-                "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)", "date": time.strftime("%Y-%m-%d")})
-            print(out_rows[-1])
+        for window in args.encoder_seconds.split(","):
+            extra = [*args.overrides, f"model.encoder_seconds={window}"]
+            base = None
+            for mode, cache in (("uncached", False), ("cache-fill", True), ("cached", True)):
+                cache_dir = tmp / f"cache-{window}" if cache else tmp / "none"
+                load = os.getloadavg()[0]
+                rows = _run(args.config, tmp / f"{mode}-{window}", cache_dir, args.steps, cache, extra)[1:]
+                seconds = sum(float(r["examples_per_s"]) ** -1 for r in rows) * batch / len(rows)
+                base = base or seconds
+                import torch
+                out_rows.append({
+                    "encoder_seconds": window, "mode": mode, "loss": cfg["train"]["loss"], "steps_timed": len(rows),
+                    "batch_size": batch, "examples_per_s": f"{batch / seconds:.3f}",
+                    "seconds_per_step": f"{seconds:.3f}", "speedup": f"{base / seconds:.2f}",
+                    "peak_rss_mb": f"{max(float(r['peak_rss_mb']) for r in rows):.0f}",
+                    "encoder": cfg["model"]["encoder"], "llm": cfg["model"]["llm"],
+                    "n_queries": cfg["model"]["n_queries"], "precision": effective_precision(cfg["train"]["precision"]),
+                    "cpu_threads": torch.get_num_threads(), "load_avg_1m": f"{load:.2f}",
+                    "machine": f"{platform.machine()} {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")})
+                print(out_rows[-1])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     out = Path(args.out)
@@ -73,8 +85,10 @@ def main() -> None:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(out_rows)
-    speedup = float(out_rows[0]["seconds_per_step"]) / float(out_rows[2]["seconds_per_step"])
-    print(f"cached vs uncached: {speedup:.2f}x faster per step -> {out}")
+    for row in out_rows:
+        if row["mode"] == "cached":
+            print(f"encoder window {row['encoder_seconds']} s: cached vs uncached {row['speedup']}x per step")
+    print(out)
 
 
 if __name__ == "__main__":
