@@ -57,13 +57,17 @@ def trim_at_stop(ids: list[int], stops: list[int]) -> list[int]:
 
 @torch.no_grad()
 def generate_ids(model, tokenizer, inputs: dict, max_new_tokens: int,
-                 clock: TokenClock) -> list[list[int]]:
+                 clock: TokenClock, cache=None) -> list[list[int]]:
     """Greedy-decode a left-padded batch; returns the new token ids per row, stop token removed.
 
     `inputs`: `inputs_embeds` + `attention_mask`, or whatever the model's generate takes
-    (`input_ids`, `input_features`, ...).
+    (`input_ids`, `input_features`, ...). `cache`: a KV cache holding a prefix of these inputs
+    (a conversation's history); only the positions past it are computed, and it is extended.
     """
-    out = model.generate(**_generate_kwargs(model, tokenizer, inputs, max_new_tokens, clock))
+    kwargs = _generate_kwargs(model, tokenizer, inputs, max_new_tokens, clock)
+    if cache is not None:
+        kwargs["cache"] = cache
+    out = model.generate(**kwargs)
     if "input_ids" in inputs:  # generate returned prompt + answer
         out = out[:, inputs["input_ids"].shape[1]:]
     stops = stop_token_ids(model, tokenizer)

@@ -144,14 +144,17 @@ class DiVA(nn.Module):
                                      use_cache=False)
         return out.last_hidden_state[:, -1]
 
-    def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
-        """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
+    def speech_tokens(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Audio arrays (16 kHz) -> virtual tokens (B, n_queries, d_llm)."""
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         if longest > self.config.encoder_seconds:
             warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: this DiVA hears only the first "
-                                           f"{self.config.encoder_seconds:g} s"), stacklevel=2)
-        virtual = self.virtual_tokens(self.encode(self.features(audios)))
-        return self.audio_inputs(virtual, prompts)
+                                           f"{self.config.encoder_seconds:g} s"), stacklevel=3)
+        return self.virtual_tokens(self.encode(self.features(audios)))
+
+    def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
+        """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
+        return self.audio_inputs(self.speech_tokens(audios), prompts)
 
 
 def encode_window(encoder, features: torch.Tensor, frames: int) -> torch.Tensor:

@@ -1,6 +1,8 @@
 """DiVA as an assistant: audio -> virtual tokens -> the frozen LLM."""
 from __future__ import annotations
 
+import torch
+
 from diva.assistants.local import LocalLLMAssistant
 from diva.model import DiVA
 
@@ -13,3 +15,7 @@ class DivaAssistant(LocalLLMAssistant):
     def _audio_inputs(self, audios, prompts):
         embeds, mask = self.model.speech_inputs(audios, prompts)
         return {"inputs_embeds": embeds, "attention_mask": mask}, None
+
+    def turn_content(self, audio):
+        with torch.no_grad():
+            return self.model.speech_tokens([audio])[0], None

@@ -30,6 +30,19 @@ class LocalLLMAssistant(VoiceAssistant):
     def _audio_inputs(self, audios: list[np.ndarray], prompts: list[str | None]):
         """-> (generate inputs dict, transcripts or None) for a batch of 16 kHz arrays."""
 
+    def turn_content(self, audio: np.ndarray):
+        """One clip as a conversation turn's content -> (embeddings or None, transcript or None).
+        Default: the transcript (what `_audio_inputs` heard) goes into the template as text."""
+        _, heard = self._audio_inputs([audio], [None])
+        if not heard:
+            raise ValueError(f"{self.name} cannot put audio into a conversation")
+        return None, heard[0]
+
+    def conversation(self):
+        """A multi-turn chat that continues from the KV cache (see diva.conversation)."""
+        from diva.conversation import Conversation
+        return Conversation(self)
+
     def _text_inputs(self, transcripts: list[str], prompts: list[str | None]):
         table = self.llm.get_input_embeddings()
         device = table.weight.device

@@ -1,0 +1,89 @@
+"""Multi-turn conversations continue from the KV cache and match uncached generation."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diva.assistants import load_assistant
+from diva.assistants.base import TokenClock
+from diva.assistants.diva import DivaAssistant
+from diva.generation import generate_ids
+from diva.testing import tiny_diva
+
+SAMPLE = Path(__file__).resolve().parents[1] / "diva" / "samples" / "capital_of_france.wav"
+
+
+def clip(seed):
+    return (np.random.default_rng(seed).standard_normal(16000) * 0.1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def assistant():
+    return DivaAssistant("tiny", tiny_diva(n_queries=8))
+
+
+def test_later_turns_prefill_only_their_new_positions(assistant):
+    chat = assistant.conversation()
+    lengths = []
+    hook = assistant.llm.model.register_forward_pre_hook(
+        lambda module, args, kwargs: lengths.append(
+            (kwargs["inputs_embeds"] if kwargs.get("inputs_embeds") is not None else kwargs["input_ids"]).shape[1]),
+        with_kwargs=True)
+    try:
+        chat.ask(clip(0), max_new_tokens=6)
+        history = chat.n_positions
+        lengths.clear()
+        chat.ask(clip(1), prompt="Hello", max_new_tokens=6)
+    finally:
+        hook.remove()
+    # the first forward of turn 2 covers the new user turn only, not the history before it
+    assert lengths[0] < chat.n_positions - history + 2
+    assert chat.cache.get_seq_length() >= history
+
+
+def test_cached_turn_equals_uncached_generation(assistant):
+    cached, uncached = assistant.conversation(), assistant.conversation()
+    uncached.cache = None  # recompute every position
+    for turn in range(3):
+        kwargs = dict(max_new_tokens=8, prompt="Hello" if turn == 1 else None)
+        a = cached.ask(clip(turn), **kwargs)
+        b = uncached.ask(clip(turn), **kwargs)
+        assert a.text == b.text
+    assert torch.equal(cached._embeds, uncached._embeds)
+
+
+def test_turns_need_exactly_one_input(assistant):
+    chat = assistant.conversation()
+    with pytest.raises(ValueError, match="either audio or a transcript"):
+        chat.ask()
+    with pytest.raises(ValueError, match="either audio or a transcript"):
+        chat.ask(clip(0), transcript="hi")
+
+
+def test_second_turn_sees_the_chat_template_history():
+    """text-mini: turn 2 from the cache == generating from the whole rendered conversation."""
+    text = load_assistant("text-mini")
+    chat = text.conversation()
+    first = chat.ask(transcript="What is the capital of France?", max_new_tokens=16)
+    second = chat.ask(transcript="And of Italy?", max_new_tokens=16)
+    assert "Paris" in first.text
+    messages = [{"role": "user", "content": "What is the capital of France?"},
+                {"role": "assistant", "content": first.text},
+                {"role": "user", "content": "And of Italy?"}]
+    ids = text.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_dict=True,
+                                             return_tensors="pt")
+    expected = generate_ids(text.llm, text.tokenizer, {"input_ids": ids["input_ids"],
+                                                       "attention_mask": ids["attention_mask"]},
+                            16, TokenClock())[0]
+    assert second.text == text.tokenizer.decode(expected, skip_special_tokens=True).strip()
+
+
+def test_cascade_conversation_hears_audio_turns():
+    cascade = load_assistant("cascade-mini")
+    chat = cascade.conversation()
+    reply = chat.ask(SAMPLE, max_new_tokens=16)
+    assert "capital of france" in reply.transcript.lower() and "Paris" in reply.text
+    assert chat.messages[0]["content"] == reply.transcript
+    with pytest.raises(ValueError, match="transcripts only"):
+        load_assistant("text-mini").conversation().ask(SAMPLE)
