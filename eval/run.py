@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -61,14 +62,18 @@ def assistant_fingerprint(name: str) -> str:
 
 
 def text_identity(name: str) -> str | None:
-    """The text and cascade backends answer a transcript with the same code and the same frozen
-    LLM, so their text-modality answers are identical and cached under that LLM's name."""
+    """The text, cascade and DiVA backends answer a transcript with the same code and the same
+    frozen LLM, so their text-modality answers are identical and cached under that LLM's name."""
     try:
         from diva.assistants.registry import ASSISTANTS
         spec = ASSISTANTS[name]
     except Exception:
         return None
-    return f"llm:{spec.llm}" if spec.backend in ("text", "cascade") and spec.llm else None
+    llm = spec.llm
+    config = Path(spec.checkpoint or "") / "config.json"
+    if spec.backend == "diva" and not llm and spec.checkpoint and config.is_file():
+        llm = json.loads(config.read_text()).get("reference_decoder")
+    return f"llm:{llm}" if spec.backend in ("text", "cascade", "diva") and llm else None
 
 
 class Answerer:

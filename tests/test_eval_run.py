@@ -152,7 +152,9 @@ def test_results_schema_on_a_real_assistant(prepared_assets, tmp_path, monkeypat
 
 
 def test_text_modality_is_shared_by_backends_with_the_same_llm():
-    # text-mini and cascade-mini read a transcript with the same frozen LLM and code
+    # text-mini, cascade-mini and DiVA-mini read a transcript with the same frozen LLM and code
     assert runner.text_identity("text-mini") == runner.text_identity("cascade-mini") is not None
-    assert runner.text_identity("diva-mini") is None
+    assert runner.text_identity("diva-mini") == runner.text_identity("text-mini")  # from its config.json
+    assert runner.text_identity("diva-mini-untrained") == runner.text_identity("text-mini")
+    assert runner.text_identity("qwen2-audio-7b") is None
     assert runner.text_identity("counting") is None

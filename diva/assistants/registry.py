@@ -35,7 +35,7 @@ ASSISTANTS: dict[str, AssistantSpec] = {
                                           "(python -m train.distill --config train/configs/mini.yaml)"),
     "sft-mini": AssistantSpec("diva", checkpoint=str(CHECKPOINTS / "sft-mini"),
                               train_hint="train it with `python -m train.distill "
-                                         "--config train/configs/mini.yaml loss=sft`"),
+                                         "--config train/configs/sft-mini.yaml`"),
     # an untrained connector on the mini models: for speed benchmarks and as the untrained baseline
     "diva-mini-untrained": AssistantSpec("diva", llm=MINI_LLM, encoder=MINI_ENCODER),
     "diva-llama3-8b": AssistantSpec("diva", checkpoint="WillHeld/DiVA-llama-3-v0-8b"),
