@@ -31,7 +31,8 @@ def compare(sources: list[str], labels: list[str], out: Path) -> Path:
         line, = agree_ax.plot(valid.step, valid.first_token_agreement, "o-", markersize=3, label=label)
         for style, key in zip(("-", "--", ":", "-."), LOSSES):
             if key in valid and valid[key].notna().any():
-                loss_ax.plot(valid.step, valid[key], style, marker="o", markersize=3, color=line.get_color(), label=f"{label} {key}")
+                loss_ax.plot(valid.step, valid[key], style, marker="o", markersize=3, color=line.get_color(),
+                             label=f"{label} {key}")
     agree_ax.set(xlabel="step", ylabel="first-token agreement (VALID voices)", ylim=(0, 1))
     loss_ax.set(xlabel="step", ylabel="validation loss", yscale="log")
     agree_ax.legend(fontsize=8)
