@@ -35,7 +35,8 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
 - Objective: `{t.get('loss')}` ({'distillation + token alignment, weights ' + str(t.get('distill_weight')) + ':' + str(t.get('align_weight')) if t.get('loss') == 'distill' else 'cross-entropy on the transcript after the audio prompt (SFT baseline)' if t.get('loss') == 'sft' else 'KL over the text LLM reply + token alignment'}).
 - Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of
-  `diva/voices.py`; text from WordNet 3.0; see {datacard}); validation on held-out VALID voices.
+  `diva/voices.py`; text from WordNet 3.0; see {datacard}, committed as
+  `results/train/corpus-{c.get('name')}_DATACARD.md`); validation on held-out VALID voices.
 - Optimiser: AdamW lr {t.get('lr')} (betas {t.get('betas')}, eps {t.get('eps')}, wd {t.get('weight_decay')}),
   {t.get('schedule')} schedule, warmup {t.get('warmup')}, clip {t.get('clip')}, batch {t.get('batch_size')} x accum {t.get('grad_accum')}.
 - Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (shared).
