@@ -36,27 +36,26 @@ class Conversation:
     def n_positions(self) -> int:
         return 0 if self._embeds is None else self._embeds.shape[1]
 
-    def _render(self, messages: list[dict]) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
     def _segment_text(self, user_text: str) -> str:
         """Template text this turn adds after the last reply's tokens."""
         if not self.messages:
-            return self._render([{"role": "user", "content": user_text}])
+            return self.assistant.layout.render([{"role": "user", "content": user_text}])
         history = self.messages[:-1] + [{"role": "assistant", "content": REPLY_MARK}]
-        rendered = self._render(history + [{"role": "user", "content": user_text}])
+        rendered = self.assistant.layout.render(history + [{"role": "user", "content": user_text}])
         if rendered.count(REPLY_MARK) != 1:
             raise ValueError("this chat template does not keep the assistant's reply verbatim")
         return rendered.split(REPLY_MARK)[1]
 
     def _embed(self, text: str, content: torch.Tensor | None) -> torch.Tensor:
         table = self.llm.get_input_embeddings()
-        ids = lambda s: torch.tensor(self.tokenizer(s, add_special_tokens=False)["input_ids"],  # noqa: E731
-                                     dtype=torch.long, device=table.weight.device)
+
+        def embed(piece: str) -> torch.Tensor:
+            ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+            return table(torch.tensor(ids, dtype=torch.long, device=table.weight.device))
         if content is None:
-            return table(ids(text))
+            return embed(text)
         before, after = text.split(PLACEHOLDER)
-        return torch.cat([table(ids(before)), content.to(table.weight.dtype), table(ids(after))])
+        return torch.cat([embed(before), content.to(table.weight.dtype), embed(after)])
 
     @torch.no_grad()
     def ask(self, audio: AudioInput | None = None, *, transcript: str | None = None,

@@ -20,9 +20,12 @@ class PromptLayout:
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
 
-    def _render(self, content: str) -> str:
-        messages = [{"role": "user", "content": content}]
+    def render(self, messages: list[dict]) -> str:
+        """The chat template's text for these messages, ending with the assistant header."""
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def _render(self, content: str) -> str:
+        return self.render([{"role": "user", "content": content}])
 
     def _encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
