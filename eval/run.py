@@ -135,6 +135,15 @@ class Answerer:
         return [found[k] for k, _, _ in requests]
 
 
+def register_checkpoints(pairs: list[str]) -> None:
+    from diva.assistants.registry import AssistantSpec, register
+    for pair in pairs:
+        name, sep, folder = pair.partition("=")
+        if not sep or not name or not (Path(folder) / "config.json").is_file():
+            raise SystemExit(f"--checkpoint {pair!r}: expected NAME=FOLDER with FOLDER/config.json")
+        register(name, AssistantSpec("diva", checkpoint=str(Path(folder).resolve())))
+
+
 def load_assistants(names: list[str]) -> tuple[dict, list[str]]:
     from diva.assistants.registry import load_assistant
     loaded, notes = {}, []
@@ -160,6 +169,7 @@ def evaluate(args) -> int:
     torch.manual_seed(args.seed)
     out_dir = Path(args.out)
     cache = AnswerCache(args.cache or out_dir / "cache.sqlite")
+    register_checkpoints(args.checkpoint)
     assistants, notes = load_assistants(args.assistant)
     wanted = MODALITIES if args.modality == "both" else (args.modality,)
     date, commit = dt.date.today().isoformat(), git_commit()
@@ -253,6 +263,9 @@ def parse_args(argv=None):
     p.add_argument("--suite", default="all", choices=("all",) + SUITES)
     p.add_argument("--task", type=lambda s: [t for t in s.split(",") if t], default=None,
                    help="comma-separated task names (overrides --suite)")
+    p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FOLDER",
+                   help="register a DiVA connector folder (e.g. a training run's final/) under NAME; "
+                        "repeatable; then pass NAME to --assistant")
     p.add_argument("--limit", type=int, default=None, help="first N items (questions) per task")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--modality", default="both", choices=("audio", "text", "both"))

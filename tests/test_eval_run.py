@@ -158,3 +158,18 @@ def test_text_modality_is_shared_by_backends_with_the_same_llm():
     assert runner.text_identity("diva-mini-untrained") == runner.text_identity("text-mini")
     assert runner.text_identity("qwen2-audio-7b") is None
     assert runner.text_identity("counting") is None
+
+
+def test_a_checkpoint_folder_can_be_evaluated_under_its_own_name():
+    from diva.assistants.registry import ASSISTANTS
+    folder = runner.REPO_ROOT / "results" / "checkpoints" / "diva-mini"
+    try:
+        runner.register_checkpoints([f"my-run={folder}"])
+        assert ASSISTANTS["my-run"].backend == "diva"
+        assert runner.assistant_fingerprint("my-run") == runner.assistant_fingerprint("diva-mini") != ""
+        assert runner.text_identity("my-run") == runner.text_identity("text-mini")
+    finally:
+        ASSISTANTS.pop("my-run", None)
+    for bad in ("no-equals-sign", f"x={folder.parent}"):  # not NAME=FOLDER, or no config.json there
+        with pytest.raises(SystemExit, match="NAME=FOLDER"):
+            runner.register_checkpoints([bad])

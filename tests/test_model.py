@@ -173,3 +173,30 @@ def test_checkpoint_errors_are_clear(model, tmp_path):
         load_state_into(tiny_diva(n_queries=8), {k: v for k, v in state.items() if k != "query_tokens"})
     with pytest.raises(CheckpointError, match="query_tokens"):
         load_state_into(tiny_diva(n_queries=4), state)
+
+
+def test_probe_reads_exact_embeddings_back_as_the_transcript():
+    from diva.testing import tiny_diva
+    from train.probe import aligned_hits, nearest_tokens
+    diva = tiny_diva(n_queries=8)
+    text = "the cat sat"
+    ids = diva.layout.transcript_ids(text)[:8]
+    virtual = torch.zeros(8, diva.llm.config.hidden_size)
+    virtual[-len(ids):] = diva.embed_ids(ids).detach()
+    assert nearest_tokens(diva, virtual[-len(ids):]).tolist() == ids
+    assert aligned_hits(diva, virtual, text) == (len(ids), len(ids))
+    shifted = torch.roll(virtual, 1, dims=0)  # every word one slot late: the reading is wrong
+    hits, n = aligned_hits(diva, shifted, text)
+    assert n == len(ids) and hits < n
+
+
+def test_oracle_virtual_tokens_hold_the_transcript_embeddings():
+    from train.oracle import oracle_virtual_tokens
+    diva = tiny_diva(n_queries=8)
+    ids = diva.layout.transcript_ids("the cat sat")[:8]
+    exact = oracle_virtual_tokens(diva, "the cat sat")
+    words = diva.embed_ids(ids).detach()
+    torch.testing.assert_close(exact[-len(ids):], words)
+    assert exact[:-len(ids)].abs().sum() == 0
+    noisy = oracle_virtual_tokens(diva, "the cat sat", noise=2.0, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close((noisy[-len(ids):] - words).norm(dim=-1), torch.full((len(ids),), 2.0))

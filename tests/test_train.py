@@ -87,7 +87,7 @@ def _clips(n=4):
     return [(0.1 * rng.standard_normal(16_000 + 800 * i)).astype(np.float32) for i in range(n)]
 
 
-@pytest.mark.parametrize("loss", ["distill", "sft", "kl"])
+@pytest.mark.parametrize("loss", ["distill", "sft", "kl", "align"])
 def test_gradients_reach_only_trainable_parts(loss):
     trainee = _trainee(loss)
     out = trainee(_clips(2), ["a", "b"], TEXTS[:2])
@@ -184,3 +184,23 @@ def test_config_overrides_and_batch_order():
     assert sorted(batch_indices(5, 0, 0, 5)) == list(range(5))
     f = lr_lambda({"steps": 100, "warmup": 0.1, "schedule": "cosine", "min_lr_ratio": 0.0})
     assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.0)
+
+
+def test_align_stage_then_init_from_it(tmp_path, corpus):
+    """The cheap `align` stage trains without running the LLM; a later run starts from its connector."""
+    from diva.checkpoint import CheckpointError, read_checkpoint
+    from diva.testing import tiny_diva
+    from train.distill import init_connector, train
+    _, settings = corpus
+    run = train(_cfg(tmp_path, settings, loss="align", steps=3, eval_every=3))
+    rows = (run / "metrics.csv").read_text()
+    assert "valid" in rows and (run / "final" / "model.safetensors").exists()
+    _, saved, _ = read_checkpoint(run / "final")
+
+    fresh = tiny_diva(n_queries=8, seed=1)
+    assert not torch.equal(fresh.query_tokens.detach().cpu(), saved["query_tokens"])
+    init_connector(fresh, str(run / "final"))
+    for key, value in fresh.connector_state_dict().items():
+        torch.testing.assert_close(value.cpu(), saved[key], rtol=0, atol=0, msg=key)
+    with pytest.raises(CheckpointError, match="n_queries"):
+        init_connector(tiny_diva(n_queries=4), str(run / "final"))

@@ -7,7 +7,8 @@ One step: cached Whisper encoder states -> connector -> virtual tokens -> frozen
 branch); the text branch's target (the LLM's last prompt hidden state on the transcript) is
 cached too. Losses (diva.losses): `distill` = distillation + token alignment (weights in the
 config); `sft` = cross-entropy on the transcript after the audio prompt; `kl` = KL over the
-text LLM's own greedy reply (generated once, cached) + token alignment.
+text LLM's own greedy reply (generated once, cached) + token alignment; `align` = token alignment
+alone (no LLM forward: a cheap warm-up stage, continued by a distill run with `train.init_from`).
 
 The run folder holds metrics.csv, loss_curve.png, config.yaml and ckpt/step-N/ checkpoints
 (connector, optimizer, scheduler, RNG states, data position): rerunning the same command resumes
@@ -44,7 +45,8 @@ DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, kl_we
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
                      cache=True, cache_dir="cache/train", eval_every=500,
                      eval_examples=120, save_every=250, keep_checkpoints=2, log_every=20, seed=0,
-                     run_dir="results/train/runs/diva-mini", export_dir=None, max_seconds=None)
+                     run_dir="results/train/runs/diva-mini", export_dir=None, max_seconds=None,
+                     init_from=None)
 
 
 # --- model and data ---------------------------------------------------------------------------------
@@ -203,14 +205,19 @@ class Trainee(nn.Module):
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
         virtual = diva.virtual_tokens(enc)
-        a_embeds, a_mask = diva.audio_inputs(virtual)
         out: dict[str, torch.Tensor] = {}
+        t_embeds, t_mask = self.transcript_embeds(transcripts)
+        out["align"] = token_alignment_loss(virtual, t_embeds, t_mask)
+        if cfg["loss"] == "align":  # the words only: the LLM is not run at all
+            out["loss"] = cfg["align_weight"] * out["align"]
+            return out
+        a_embeds, a_mask = diva.audio_inputs(virtual)
         with _autocast(cfg["precision"], diva.device):
             if cfg["loss"] == "sft":
                 eos = diva.tokenizer.eos_token_id
                 targets = [diva.layout.transcript_ids(t) + [eos] for t in transcripts]
                 embeds, mask, labels = self.with_continuation(a_embeds, a_mask, targets)
-                out["ce"] = transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])
+                out = {"ce": transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])}
                 out["loss"] = out["ce"]
                 return out
             if cfg["loss"] == "kl":
@@ -231,8 +238,6 @@ class Trainee(nn.Module):
                 self.last_audio_hidden = audio_h.detach()
                 out["distill"] = distillation_loss(audio_h, self.teacher_states(transcripts))
                 loss = cfg["distill_weight"] * out["distill"]
-        t_embeds, t_mask = self.transcript_embeds(transcripts)
-        out["align"] = token_alignment_loss(virtual, t_embeds, t_mask)
         out["loss"] = loss + cfg["align_weight"] * out["align"]
         return out
 
@@ -298,6 +303,17 @@ def load_checkpoint(path: Path, diva, optimizer, scheduler) -> tuple[int, int]:
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"])
     return state["step"], state["position"]
+
+
+def init_connector(diva, source: str) -> None:
+    """Start from another run's connector (a checkpoint folder, e.g. an `align` stage's final/)."""
+    from diva.checkpoint import CheckpointError, load_state_into, read_checkpoint
+    config, state, _ = read_checkpoint(source)
+    for field in ("encoder", "llm", "n_queries", "encoder_seconds"):
+        if getattr(config, field) != getattr(diva.config, field):
+            raise CheckpointError(f"init_from {source}: {field} is {getattr(config, field)!r}, "
+                                  f"this run's model has {getattr(diva.config, field)!r}")
+    load_state_into(diva, state)
 
 
 def peak_rss_mb() -> float:
@@ -413,6 +429,9 @@ def train(cfg: dict) -> Path:
     if resume is not None:
         step, position = load_checkpoint(resume, diva, optimizer, scheduler)
         accelerator.print(f"resumed from {resume} (step {step})")
+    elif tcfg["init_from"]:
+        init_connector(diva, tcfg["init_from"])
+        accelerator.print(f"connector initialised from {tcfg['init_from']}")
 
     data = open_split(cfg, "train")
     try:
@@ -488,7 +507,7 @@ def finish(run: Path, diva, cfg: dict, tcfg: dict, step: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="DiVA training (context distillation / SFT / KL).")
     parser.add_argument("--config", default="train/configs/mini.yaml")
-    parser.add_argument("--loss", choices=["distill", "sft", "kl"], help="shortcut for train.loss=...")
+    parser.add_argument("--loss", choices=["distill", "sft", "kl", "align"], help="shortcut for train.loss=...")
     parser.add_argument("overrides", nargs="*", help="section.key=value, e.g. train.steps=200")
     args = parser.parse_intermixed_args(argv)
     overrides = list(args.overrides) + ([f"train.loss={args.loss}"] if args.loss else [])

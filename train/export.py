@@ -21,11 +21,21 @@ def _last(rows: list[dict], split: str) -> dict:
     return rows[-1] if rows else {}
 
 
+def objective(t: dict) -> str:
+    weights = f"weights {t.get('distill_weight')}:{t.get('align_weight')}"
+    return {"distill": f"distillation + token alignment, {weights}",
+            "sft": "cross-entropy on the transcript after the audio prompt (SFT baseline)",
+            "kl": "KL over the text LLM reply + token alignment",
+            "align": "token alignment only, the LLM is not run"}.get(t.get("loss"), "unknown")
+
+
 def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -> str:
     train, valid = _last(rows, "train"), _last(rows, "valid")
     t, m, c = cfg.get("train", {}), cfg.get("model", {}), cfg.get("corpus", {})
     hours = float(train.get("seconds") or 0) / 3600
     datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
+    init = f"\n- Initialised from `{t['init_from']}` (an earlier stage; its own card is beside it)." \
+        if t.get("init_from") else ""
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
     return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
 
@@ -33,7 +43,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   the encoder hears the first {m.get('encoder_seconds', 30)} s of audio.
 - Trainable: query tokens, the Whisper-decoder copy (Q-Former), the projection. This folder holds
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
-- Objective: `{t.get('loss')}` ({'distillation + token alignment, weights ' + str(t.get('distill_weight')) + ':' + str(t.get('align_weight')) if t.get('loss') == 'distill' else 'cross-entropy on the transcript after the audio prompt (SFT baseline)' if t.get('loss') == 'sft' else 'KL over the text LLM reply + token alignment'}).
+- Objective: `{t.get('loss')}` ({objective(t)}).{init}
 - Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of
   `diva/voices.py`; text from WordNet 3.0; see {datacard}, committed as
   `results/train/corpus-{c.get('name')}_DATACARD.md`); validation on held-out VALID voices.
