@@ -204,3 +204,11 @@ def test_align_stage_then_init_from_it(tmp_path, corpus):
         torch.testing.assert_close(value.cpu(), saved[key], rtol=0, atol=0, msg=key)
     with pytest.raises(CheckpointError, match="n_queries"):
         init_connector(tiny_diva(n_queries=4), str(run / "final"))
+
+
+def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
+    from diva.checkpoint import CheckpointError
+    from diva.testing import tiny_diva
+    from train.distill import init_connector
+    with pytest.raises(CheckpointError, match="mini-align.yaml"):
+        init_connector(tiny_diva(n_queries=8), str(tmp_path / "no-such-run" / "final"))

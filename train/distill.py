@@ -308,7 +308,11 @@ def load_checkpoint(path: Path, diva, optimizer, scheduler) -> tuple[int, int]:
 def init_connector(diva, source: str) -> None:
     """Start from another run's connector (a checkpoint folder, e.g. an `align` stage's final/)."""
     from diva.checkpoint import CheckpointError, load_state_into, read_checkpoint
-    config, state, _ = read_checkpoint(source)
+    try:
+        config, state, _ = read_checkpoint(source)
+    except CheckpointError as exc:
+        raise CheckpointError(f"train.init_from: {exc}. Train the stage that writes it first "
+                              f"(for diva-mini: --config train/configs/mini-align.yaml)") from exc
     for field in ("encoder", "llm", "n_queries", "encoder_seconds"):
         if getattr(config, field) != getattr(diva.config, field):
             raise CheckpointError(f"init_from {source}: {field} is {getattr(config, field)!r}, "
