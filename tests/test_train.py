@@ -196,6 +196,8 @@ def test_align_stage_then_init_from_it(tmp_path, corpus):
     rows = (run / "metrics.csv").read_text()
     assert "valid" in rows and (run / "final" / "model.safetensors").exists()
     _, saved, _ = read_checkpoint(run / "final")
+    from train.export import stage_summary  # what the next stage's model card says about this one
+    assert "align loss, 3 steps, batch 4" in stage_summary(run / "final")
 
     fresh = tiny_diva(n_queries=8, seed=1)
     assert not torch.equal(fresh.query_tokens.detach().cpu(), saved["query_tokens"])

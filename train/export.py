@@ -21,6 +21,20 @@ def _last(rows: list[dict], split: str) -> dict:
     return rows[-1] if rows else {}
 
 
+def stage_summary(folder: Path) -> str:
+    """One line on the run a connector was initialised from (its final/ config and run folder)."""
+    config = folder / "config.json"
+    if not config.is_file():
+        return f"`{folder}`"
+    c = json.loads(config.read_text())
+    line = f"`{folder}` ({c.get('loss')} loss, {c.get('trained_steps')} steps"
+    run_cfg = folder.parent / "config.yaml"
+    if run_cfg.is_file():
+        t = yaml.safe_load(run_cfg.read_text()).get("train", {})
+        line += f", batch {t.get('batch_size')}, lr {t.get('lr')} {t.get('schedule')}"
+    return line + ")"
+
+
 def objective(t: dict) -> str:
     weights = f"weights {t.get('distill_weight')}:{t.get('align_weight')}"
     return {"distill": f"distillation + token alignment, {weights}",
@@ -34,8 +48,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
     t, m, c = cfg.get("train", {}), cfg.get("model", {}), cfg.get("corpus", {})
     hours = float(train.get("seconds") or 0) / 3600
     datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
-    init = f"\n- Initialised from `{t['init_from']}` (an earlier stage; its own card is beside it)." \
-        if t.get("init_from") else ""
+    init = f"\n- Initialised from an earlier stage: {stage_summary(Path(t['init_from']))}." if t.get("init_from") else ""
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
     return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
 
@@ -56,7 +69,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   first-token agreement with the text branch {fmt(valid, 'first_token_agreement')}.
 - Evaluation on the TEST voices: see `results/train/README.md`.
 
-Reproduce: `python -m train.distill --config {cfg.get('config_path', 'train/configs/mini.yaml')}`
+Reproduce: {'train the earlier stage first (its run folder holds its config.yaml), then ' if t.get('init_from') else ''}`python -m train.distill --config {cfg.get('config_path', 'train/configs/mini.yaml')}`
 (resumable; `python -m train.export {run} <folder>` re-exports).
 """
 
