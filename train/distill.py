@@ -205,19 +205,17 @@ class Trainee(nn.Module):
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
         virtual = diva.virtual_tokens(enc)
-        out: dict[str, torch.Tensor] = {}
-        t_embeds, t_mask = self.transcript_embeds(transcripts)
-        out["align"] = token_alignment_loss(virtual, t_embeds, t_mask)
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
-            out["loss"] = cfg["align_weight"] * out["align"]
-            return out
+            align = self.alignment(virtual, transcripts)
+            return {"align": align, "loss": cfg["align_weight"] * align}
+        out: dict[str, torch.Tensor] = {}
         a_embeds, a_mask = diva.audio_inputs(virtual)
         with _autocast(cfg["precision"], diva.device):
             if cfg["loss"] == "sft":
                 eos = diva.tokenizer.eos_token_id
                 targets = [diva.layout.transcript_ids(t) + [eos] for t in transcripts]
                 embeds, mask, labels = self.with_continuation(a_embeds, a_mask, targets)
-                out = {"ce": transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])}
+                out["ce"] = transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])
                 out["loss"] = out["ce"]
                 return out
             if cfg["loss"] == "kl":
@@ -238,8 +236,12 @@ class Trainee(nn.Module):
                 self.last_audio_hidden = audio_h.detach()
                 out["distill"] = distillation_loss(audio_h, self.teacher_states(transcripts))
                 loss = cfg["distill_weight"] * out["distill"]
+        out["align"] = self.alignment(virtual, transcripts)
         out["loss"] = loss + cfg["align_weight"] * out["align"]
         return out
+
+    def alignment(self, virtual, transcripts: list[str]) -> torch.Tensor:
+        return token_alignment_loss(virtual, *self.transcript_embeds(transcripts))
 
 
 # --- schedule, checkpoints, logs --------------------------------------------------------------------
