@@ -5,6 +5,8 @@
 - token_alignment_loss: L2 between the last N virtual tokens and the LLM input embeddings of the
   first N transcript tokens, N = the transcript's length capped at the query count; per-token
   distances are averaged over the N tokens, then over the batch. The other queries stay free.
+- token_alignment_ce_loss: an ablation (not in the paper): cross-entropy of reading each aligned
+  virtual token back as its nearest LLM input embedding.
 - response_kl_loss: an ablation. KL(teacher || student) over the next-token distributions at the
   response positions (teacher: the text branch; student: the audio branch), masked mean.
 - transcript_ce_loss: the SFT baseline's cross-entropy on transcript tokens.
@@ -21,6 +23,17 @@ def distillation_loss(audio_last_hidden: torch.Tensor, text_last_hidden: torch.T
     return diff.norm(dim=-1).mean()
 
 
+def aligned_slots(n_queries: int, transcript_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Which transcript token each query slot is aligned with: the last N_b of the Q slots take
+    tokens [0, N_b), N_b = min(n_b, Q). Returns token_index (B, Q) (clamped to >= 0), active (B, Q)
+    and N_b (B,)."""
+    lengths = transcript_mask.long().sum(dim=1).clamp(max=n_queries)
+    q = torch.arange(n_queries, device=transcript_mask.device).unsqueeze(0)
+    token_index = q - (n_queries - lengths.unsqueeze(1))                    # <0 = free slot
+    active = token_index >= 0
+    return token_index.clamp(min=0), active, lengths
+
+
 def token_alignment_loss(virtual_tokens: torch.Tensor, transcript_embeds: torch.Tensor,
                          transcript_mask: torch.Tensor) -> torch.Tensor:
     """virtual_tokens (B, Q, d); transcript_embeds (B, T, d) right-padded with mask (B, T).
@@ -28,19 +41,38 @@ def token_alignment_loss(virtual_tokens: torch.Tensor, transcript_embeds: torch.
     Example b with n_b transcript tokens compares virtual tokens [Q - N_b, Q) with transcript
     tokens [0, N_b), N_b = min(n_b, Q). Examples with an empty transcript contribute 0.
     """
-    B, Q, _ = virtual_tokens.shape
-    T = transcript_embeds.shape[1]
-    lengths = transcript_mask.long().sum(dim=1).clamp(max=Q)               # N_b
-    # For each query position q: which transcript token (if any) it is aligned with.
-    q = torch.arange(Q, device=virtual_tokens.device).unsqueeze(0)          # (1, Q)
-    token_index = q - (Q - lengths.unsqueeze(1))                            # (B, Q); <0 = free
-    active = token_index >= 0
+    token_index, active, lengths = aligned_slots(virtual_tokens.shape[1], transcript_mask)
+    T, d = transcript_embeds.shape[1:]
     gathered = torch.gather(transcript_embeds.float(), 1,
-                            token_index.clamp(0, max(T - 1, 0)).unsqueeze(-1)
-                            .expand(-1, -1, transcript_embeds.shape[-1]))
+                            token_index.clamp(max=max(T - 1, 0)).unsqueeze(-1).expand(-1, -1, d))
     dist = (virtual_tokens.float() - gathered).norm(dim=-1) * active        # (B, Q)
     per_example = dist.sum(dim=1) / lengths.clamp(min=1)
     return per_example.mean()
+
+
+def token_alignment_ce_loss(virtual_tokens: torch.Tensor, transcript_ids: torch.Tensor,
+                            transcript_mask: torch.Tensor, embedding_table: torch.Tensor) -> torch.Tensor:
+    """An ablation beside the paper's L2: cross-entropy of the nearest-embedding reading.
+
+    At each aligned slot (as in token_alignment_loss) the logits over the whole vocabulary are
+    -||v - e_j||^2 (the table is the LLM's input embeddings, frozen), and the target is the
+    transcript's token: it pulls the virtual token toward its word AND away from the other words,
+    where the L2 alone settles on the mean of the plausible words. Averaged over the aligned slots
+    of each example, then over the batch; empty transcripts contribute 0.
+    """
+    token_index, active, lengths = aligned_slots(virtual_tokens.shape[1], transcript_mask)
+    if not bool(active.any()):
+        return virtual_tokens.sum() * 0.0
+    T = transcript_ids.shape[1]
+    targets = torch.gather(transcript_ids, 1, token_index.clamp(max=max(T - 1, 0)))[active]     # (M,)
+    v = virtual_tokens.float()[active]                                                          # (M, d)
+    table = embedding_table.detach().float()
+    # -||v - e||^2 up to the per-row constant ||v||^2, which the softmax ignores
+    logits = 2 * v @ table.T - (table * table).sum(-1)
+    per_slot = F.cross_entropy(logits, targets, reduction="none")
+    rows = active.nonzero()[:, 0]
+    per_example = torch.zeros(active.shape[0], device=v.device).index_add(0, rows, per_slot)
+    return (per_example / lengths.clamp(min=1)).mean()
 
 
 def response_kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -35,12 +35,13 @@ import torch
 import yaml
 from torch import nn
 
-from diva.losses import (distillation_loss, response_kl_loss, token_alignment_loss,
-                         transcript_ce_loss)
+from diva.losses import (distillation_loss, response_kl_loss, token_alignment_ce_loss,
+                         token_alignment_loss, transcript_ce_loss)
 from train.config import load_config
 from train.frozen_cache import FrozenCache, content_key
 
-DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, kl_weight=1.0, kl_tokens=16,
+DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
+                     kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
                      cache=True, cache_dir="cache/train", eval_every=500,
@@ -169,18 +170,18 @@ class Trainee(nn.Module):
         return [r.long().tolist() for r in self.reply_cache.get_or_compute(keys, compute)]
 
     # pieces -----------------------------------------------------------------------------------
-    def transcript_embeds(self, transcripts: list[str]):
+    def transcript_tokens(self, transcripts: list[str]):
+        """Right-padded transcript token ids (B, T), their LLM input embeddings (B, T, d), mask (B, T)."""
         diva = self.diva
-        ids = [diva.layout.transcript_ids(t) for t in transcripts]
-        longest = max(1, max(len(i) for i in ids))
-        d = diva.llm.get_input_embeddings().embedding_dim
-        embeds = torch.zeros(len(ids), longest, d, device=diva.device)
-        mask = torch.zeros(len(ids), longest, dtype=torch.long, device=diva.device)
-        for b, row in enumerate(ids):
-            if row:
-                embeds[b, :len(row)] = diva.embed_ids(row).detach().float()
-                mask[b, :len(row)] = 1
-        return embeds, mask
+        rows = [diva.layout.transcript_ids(t) for t in transcripts]
+        longest = max(1, max(len(r) for r in rows))
+        ids = torch.zeros(len(rows), longest, dtype=torch.long, device=diva.device)
+        mask = torch.zeros(len(rows), longest, dtype=torch.long, device=diva.device)
+        for b, row in enumerate(rows):
+            ids[b, :len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[b, :len(row)] = 1
+        embeds = diva.llm.get_input_embeddings()(ids).detach().float()
+        return ids, embeds, mask
 
     def with_continuation(self, prompt_embeds, prompt_mask, continuations: list[list[int]]):
         """Append token ids after a left-padded prompt (right-padded); labels for next-token CE."""
@@ -206,8 +207,8 @@ class Trainee(nn.Module):
         enc = self.encoder_states(audios, keys)
         virtual = diva.virtual_tokens(enc)
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
-            align = self.alignment(virtual, transcripts)
-            return {"align": align, "loss": cfg["align_weight"] * align}
+            out = self.alignment(virtual, transcripts)
+            return {**out, "loss": out.pop("align_loss")}
         out: dict[str, torch.Tensor] = {}
         a_embeds, a_mask = diva.audio_inputs(virtual)
         with _autocast(cfg["precision"], diva.device):
@@ -236,12 +237,22 @@ class Trainee(nn.Module):
                 self.last_audio_hidden = audio_h.detach()
                 out["distill"] = distillation_loss(audio_h, self.teacher_states(transcripts))
                 loss = cfg["distill_weight"] * out["distill"]
-        out["align"] = self.alignment(virtual, transcripts)
-        out["loss"] = loss + cfg["align_weight"] * out["align"]
+        out.update(self.alignment(virtual, transcripts))
+        out["loss"] = loss + out.pop("align_loss")
         return out
 
-    def alignment(self, virtual, transcripts: list[str]) -> torch.Tensor:
-        return token_alignment_loss(virtual, *self.transcript_embeds(transcripts))
+    def alignment(self, virtual, transcripts: list[str]) -> dict[str, torch.Tensor]:
+        """The paper's L2 token alignment ('align') and, when align_ce_weight > 0, the
+        nearest-embedding cross-entropy ablation ('align_ce'); 'align_loss' is their weighted sum."""
+        cfg = self.tcfg
+        ids, embeds, mask = self.transcript_tokens(transcripts)
+        out = {"align": token_alignment_loss(virtual, embeds, mask)}
+        out["align_loss"] = cfg["align_weight"] * out["align"]
+        if cfg["align_ce_weight"]:
+            table = self.diva.llm.get_input_embeddings().weight
+            out["align_ce"] = token_alignment_ce_loss(virtual, ids, mask, table)
+            out["align_loss"] = out["align_loss"] + cfg["align_ce_weight"] * out["align_ce"]
+        return out
 
 
 # --- schedule, checkpoints, logs --------------------------------------------------------------------
@@ -327,12 +338,15 @@ def peak_rss_mb() -> float:
 
 
 class Metrics:
-    FIELDS = ["step", "split", "loss", "distill", "align", "ce", "kl", "first_token_agreement", "lr",
-              "grad_norm", "examples_per_s", "seconds", "peak_rss_mb", "cache_hits", "cache_misses"]
+    FIELDS = ["step", "split", "loss", "distill", "align", "align_ce", "ce", "kl", "first_token_agreement",
+              "lr", "grad_norm", "examples_per_s", "seconds", "peak_rss_mb", "cache_hits", "cache_misses"]
 
     def __init__(self, path: Path):
         self.path = path
         self.new = not path.exists()
+        if not self.new:  # a resumed run keeps the columns its file started with
+            with path.open(newline="") as f:
+                self.FIELDS = next(csv.reader(f), None) or self.FIELDS
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
@@ -349,7 +363,7 @@ def plot_curves(run: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
     df = pd.read_csv(run / "metrics.csv")
-    keys = [k for k in ("loss", "distill", "align", "ce", "kl") if k in df and df[k].notna().any()]
+    keys = [k for k in ("loss", "distill", "align", "align_ce", "ce", "kl") if k in df and df[k].notna().any()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for split, style in (("train", "-"), ("valid", "o-")):
         part = df[df.split == split]
