@@ -78,7 +78,9 @@ def _cfg(tmp_path, corpus_settings, **train):
 def _trainee(loss="distill", tmp=None):
     from diva.testing import tiny_diva
     from train.distill import DEFAULT_TRAIN, Trainee
-    cfg = {**DEFAULT_TRAIN, "loss": loss, "cache": False, "precision": "fp32", "kl_tokens": 3}
+    loss, _, extra = loss.partition("+")  # "align+ce": with the cross-entropy alignment ablation
+    cfg = {**DEFAULT_TRAIN, "loss": loss, "cache": False, "precision": "fp32", "kl_tokens": 3,
+           "align_ce_weight": 1.0 if extra == "ce" else 0.0}
     return Trainee(tiny_diva(n_queries=8), cfg, {"encoder": "tiny", "llm": "tiny"}).train()
 
 
@@ -87,7 +89,7 @@ def _clips(n=4):
     return [(0.1 * rng.standard_normal(16_000 + 800 * i)).astype(np.float32) for i in range(n)]
 
 
-@pytest.mark.parametrize("loss", ["distill", "sft", "kl", "align"])
+@pytest.mark.parametrize("loss", ["distill", "sft", "kl", "align", "align+ce"])
 def test_gradients_reach_only_trainable_parts(loss):
     trainee = _trainee(loss)
     out = trainee(_clips(2), ["a", "b"], TEXTS[:2])
@@ -198,6 +200,15 @@ def test_align_stage_then_init_from_it(tmp_path, corpus):
     _, saved, _ = read_checkpoint(run / "final")
     from train.export import stage_summary  # what the next stage's model card says about this one
     assert "align loss, 3 steps, batch 4" in stage_summary(run / "final")
+
+    # the cross-entropy ablation continues it: logged, and the card names both stages
+    second = train(_cfg(tmp_path, settings, loss="align", align_ce_weight=1.0, steps=2, eval_every=2,
+                        init_from=str(run / "final"), run_dir=str(tmp_path / "run-ce")))
+    import pandas as pd
+    logged = pd.read_csv(second / "metrics.csv")
+    assert logged["align_ce"].notna().all() and (logged["align_ce"] > 0).all()
+    summary = stage_summary(second / "final")
+    assert "nearest-embedding cross-entropy x1.0" in summary and "itself initialised from" in summary
 
     fresh = tiny_diva(n_queries=8, seed=1)
     assert not torch.equal(fresh.query_tokens.detach().cpu(), saved["query_tokens"])

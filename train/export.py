@@ -21,8 +21,9 @@ def _last(rows: list[dict], split: str) -> dict:
     return rows[-1] if rows else {}
 
 
-def stage_summary(folder: Path) -> str:
-    """One line on the run a connector was initialised from (its final/ config and run folder)."""
+def stage_summary(folder: Path, depth: int = 0) -> str:
+    """One line on the run a connector was initialised from (its final/ config and run folder),
+    and on the stages before it."""
     config = folder / "config.json"
     if not config.is_file():
         return f"`{folder}`"
@@ -31,16 +32,20 @@ def stage_summary(folder: Path) -> str:
     run_cfg = folder.parent / "config.yaml"
     if run_cfg.is_file():
         t = yaml.safe_load(run_cfg.read_text()).get("train", {})
-        line += f", batch {t.get('batch_size')}, lr {t.get('lr')} {t.get('schedule')}"
+        line += f", batch {t.get('batch_size')}, lr {t.get('lr')} {t.get('schedule')}, {objective(t)}"
+        if t.get("init_from") and depth < 5:
+            line += f"; itself initialised from {stage_summary(Path(t['init_from']), depth + 1)}"
     return line + ")"
 
 
 def objective(t: dict) -> str:
     weights = f"weights {t.get('distill_weight')}:{t.get('align_weight')}"
-    return {"distill": f"distillation + token alignment, {weights}",
+    ce = (f" + nearest-embedding cross-entropy x{t['align_ce_weight']}"
+          if t.get("align_ce_weight") and t.get("loss") != "sft" else "")
+    return {"distill": f"distillation + token alignment, {weights}{ce}",
             "sft": "cross-entropy on the transcript after the audio prompt (SFT baseline)",
-            "kl": "KL over the text LLM reply + token alignment",
-            "align": "token alignment only, the LLM is not run"}.get(t.get("loss"), "unknown")
+            "kl": f"KL over the text LLM reply + token alignment{ce}",
+            "align": f"token alignment only{ce}, the LLM is not run"}.get(t.get("loss"), "unknown")
 
 
 def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -> str:
@@ -64,8 +69,9 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   {t.get('schedule')} schedule, warmup {t.get('warmup')}, clip {t.get('clip')}, batch {t.get('batch_size')} x accum {t.get('grad_accum')}.
 - Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (shared).
 - Final train losses (step {train.get('step', 'n/a')}): total {fmt(train, 'loss')}, distill {fmt(train, 'distill')},
-  align {fmt(train, 'align')}, ce {fmt(train, 'ce')}.
+  align {fmt(train, 'align')}, align_ce {fmt(train, 'align_ce')}, ce {fmt(train, 'ce')}.
 - Validation (VALID voices, step {valid.get('step', 'n/a')}): loss {fmt(valid, 'loss')}, distill {fmt(valid, 'distill')},
+  align {fmt(valid, 'align')},
   first-token agreement with the text branch {fmt(valid, 'first_token_agreement')}.
 - Evaluation on the TEST voices: see `results/train/README.md`.
 
