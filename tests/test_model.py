@@ -188,6 +188,15 @@ def test_probe_reads_exact_embeddings_back_as_the_transcript():
     shifted = torch.roll(virtual, 1, dims=0)  # every word one slot late: the reading is wrong
     hits, n = aligned_hits(diva, shifted, text)
     assert n == len(ids) and hits < n
+    # ... but every word is still somewhere: recall anywhere stays full, slot accuracy drops
+    from collections import Counter
+    from train.probe import read_back, report
+    seen = Counter({ids[0]: 5})  # the first token seen 5 times in training, the others never
+    counts = read_back(diva, shifted, text, seen)
+    assert counts["tokens"] == len(ids) and counts["anywhere"] == len(ids) and counts["exact"] == hits
+    assert counts["1-9:tokens"] == 1 and counts["unseen:tokens"] == len(ids) - 1
+    assert "| unseen |" in report(counts) and "| 10-99 |" not in report(counts)
+    assert read_back(diva, torch.zeros_like(virtual), text)["anywhere"] <= 1
 
 
 def test_oracle_virtual_tokens_hold_the_transcript_embeddings():

@@ -67,6 +67,23 @@ def test_corpus_rerun_skips_done_shards_and_grows(corpus):
     assert load_corpus(folder, "train")["transcript"][:8] == first
 
 
+def test_corpus_packs_texts_from_an_index_on(tmp_path):
+    """Dense clips: from `pack_from` on, a training utterance joins texts up to `pack_chars`."""
+    from train.data import build, load_corpus
+    settings = dict(name="p", root=str(tmp_path), n_train=5, n_valid=1, seed=0, texts=TEXTS, voices=ESPEAK,
+                    speed_range=[1.0, 1.0], pitch_range=[1.0, 1.0], noise_prob=0.0, snr_db=[15, 30],
+                    shard_size=5, workers=1, exclude=[], text_weights={}, pack_chars=60, pack_from=3)
+    train = load_corpus(build(settings), "train")
+    single, dense = train["transcript"][:3], train["transcript"][3:]
+    assert all(t in TEXTS for t in single)
+    assert all(t not in TEXTS and len(t) <= 60 for t in dense)
+    words = " ".join(dense)
+    assert sum(t in words for t in TEXTS) >= 4               # each dense clip holds >= 2 texts
+    assert len(set(" ".join(train["transcript"]).split(". "))) > 1
+    assert max(train["duration_s"][3:]) > max(train["duration_s"][:3]) * 0.9
+    assert load_corpus(tmp_path / "p", "valid")["transcript"][0] in TEXTS
+
+
 def _cfg(tmp_path, corpus_settings, **train):
     base = dict(steps=4, batch_size=4, lr=3e-3, warmup=0.0, eval_every=1000, eval_examples=2,
                 save_every=2, log_every=1, cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"),

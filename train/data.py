@@ -39,7 +39,8 @@ DEFAULTS = dict(name="mini", root="data/corpus", n_train=2000, n_valid=200, seed
                 text_weights={"wordnet-examples": 0.4, "wordnet-definitions": 0.2,
                               "wordnet-questions": 0.4},
                 speed_range=[0.85, 1.2], pitch_range=[0.88, 1.15], noise_prob=0.3,
-                snr_db=[12, 35], shard_size=250, workers=2, exclude=[])
+                snr_db=[12, 35], shard_size=250, workers=2, exclude=[],
+                pack_chars=0, pack_from=0)
 
 
 def corpus_settings(cfg: dict) -> dict:
@@ -93,6 +94,19 @@ def excluded_texts(patterns: list[str]) -> set[str]:
     return found
 
 
+def packed(texts, limit: int):
+    """Join consecutive (text, source) pairs into utterances of at most `limit` characters (a
+    longer text stays alone): more words per clip for the same encoder and connector cost."""
+    group: list[tuple[str, str]] = []
+    for text, source in texts:
+        if group and len(" ".join(t for t, _ in group)) + 1 + len(text) > limit:
+            yield " ".join(t for t, _ in group), "+".join(sorted({s for _, s in group}))
+            group = []
+        group.append((text, source))
+    if group:
+        yield " ".join(t for t, _ in group), "+".join(sorted({s for _, s in group}))
+
+
 def plan_texts(settings: dict) -> list[dict]:
     """Load texts.jsonl, extending it when the config asks for more utterances than it holds."""
     folder = corpus_dir(settings)
@@ -104,6 +118,9 @@ def plan_texts(settings: dict) -> list[dict]:
         return rows
     banned = excluded_texts(settings["exclude"])
     total = sum(need.values()) + len(rows)
+    limit, pack_from = settings.get("pack_chars") or 0, settings.get("pack_from") or 0
+    if limit:  # a packed utterance takes several texts (few are shorter than 25 characters)
+        total += max(0, need["train"] - max(have["train"], pack_from)) * max(1, limit // 25)
     if settings.get("texts"):  # an explicit list (tests, small experiments)
         pool = [(t, "inline") for t in settings["texts"] if t.lower() not in {b.lower() for b in banned}]
     else:
@@ -111,10 +128,12 @@ def plan_texts(settings: dict) -> list[dict]:
         pool = T.collect(settings["text_weights"], total, seed=settings["seed"], exclude=banned)
     used = {r["text"].lower() for r in rows}
     fresh = iter(p for p in pool if p[0].lower() not in used)
+    dense = packed(fresh, limit) if limit else fresh
     for split in ("valid", "train"):
         for i in range(have[split], need[split]):
+            pack = split == "train" and i >= pack_from  # validation stays one text per clip
             try:
-                text, source = next(fresh)
+                text, source = next(dense if pack else fresh)
             except StopIteration:
                 raise RuntimeError("the text sources ran out; lower n_train or add sources") from None
             rows.append({"index": i, "split": split, "text": text, "source": source})
@@ -256,6 +275,13 @@ def audio_array(item) -> np.ndarray:
     return load_audio(item)
 
 
+def packing_note(settings: dict) -> str:
+    if not settings.get("pack_chars"):
+        return ""
+    return (f"Training utterances from index {settings['pack_from']} on join consecutive texts up to "
+            f"{settings['pack_chars']} characters (sources joined with '+'); validation clips hold one text.\n")
+
+
 def write_datacard(folder: Path, settings: dict, rows: list[dict]) -> None:
     counts: dict[str, dict[str, int]] = {}
     for r in rows:
@@ -281,7 +307,7 @@ offline text-to-speech engines; no recordings of people.
 WordNet 3.0 is read from Debian's `wordnet-base` package (`/usr/share/wordnet`). {T.WORDNET_NOTICE}
 THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES.
 Texts matching the evaluation questions ({settings['exclude'] or 'none given'}) are excluded.
-
+{packing_note(settings)}
 ## Speech
 - Engines and voices: espeak-ng (GPL-3; {len(V.ESPEAK_ACCENTS)} accents x {len(V.ESPEAK_VARIANTS)} variants),
   flite (BSD-like CMU licence; awb, kal, kal16), festival (kal_diphone); see `diva/voices.py`.

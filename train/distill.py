@@ -71,7 +71,10 @@ def open_split(cfg: dict, split: str):
         return load_asr_corpus(corpus["hf"], split_name, text_column=corpus.get("text_column"),
                                audio_column=corpus.get("audio_column"), max_examples=corpus.get(f"max_{split}"))
     from train.data import corpus_dir, corpus_settings, load_corpus
-    return load_corpus(corpus_dir(corpus_settings(cfg)), split)
+    settings = corpus_settings(cfg)
+    data = load_corpus(corpus_dir(settings), split)
+    n = settings["n_train" if split == "train" else "n_valid"]  # a grown corpus: the config's first n
+    return data.select(range(n)) if len(data) > n else data
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
