@@ -209,3 +209,14 @@ def test_oracle_virtual_tokens_hold_the_transcript_embeddings():
     assert exact[:-len(ids)].abs().sum() == 0
     noisy = oracle_virtual_tokens(diva, "the cat sat", noise=2.0, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close((noisy[-len(ids):] - words).norm(dim=-1), torch.full((len(ids),), 2.0))
+
+
+def test_coverage_buckets_tokens_by_training_frequency():
+    from train.coverage import coverage
+    layout = tiny_diva(n_queries=8).layout
+    out = coverage(layout, ["the cat sat"] * 12, ["the cat sat", "zebra quagga"])
+    known = set(layout.transcript_ids("the cat sat"))  # each seen 12 times (or more)
+    ids = layout.transcript_ids("the cat sat") + layout.transcript_ids("zebra quagga")
+    assert out["tokens"]["10-99"] == pytest.approx(sum(t in known for t in ids) / len(ids))
+    assert out["tokens"]["unseen"] > 0 and out["tokens"]["1000+"] == 0
+    assert out["items_by_rarest_token"] == {"1000+": 0, "100-999": 0, "10-99": 1, "1-9": 0, "unseen": 1}
