@@ -130,8 +130,11 @@ def model_styles(models: list[str]) -> dict[str, tuple[str, str]]:
             styles[m] = (m, OUR_COLOURS[base] if m == base or m.endswith("(audio)")
                          else lighter(OUR_COLOURS[base]))
     unknown = sorted(m for m in models if m not in styles)
-    for i, m in enumerate(unknown):
-        styles[m] = (m, FALLBACK_COLOURS[i % len(FALLBACK_COLOURS)])
+    bases = sorted({m.split(" (")[0] for m in unknown})  # one colour family per assistant
+    for m in unknown:
+        base = m.split(" (")[0]
+        colour = FALLBACK_COLOURS[bases.index(base) % len(FALLBACK_COLOURS)]
+        styles[m] = (m, colour if m == base or m.endswith("(audio)") else lighter(colour))
     return styles
 
 
@@ -369,7 +372,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _legend_and_title(fig: Figure, handles: list, title: str) -> None:
     """The title heads the legend above the panels (a separate suptitle would collide with it)."""
-    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4),
+    fig.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 4 if len(handles) <= 8 else 3),
                frameon=False, fontsize=8.5, title=title,
                title_fontproperties={"size": 11, "weight": "bold"})
     fig.legends[-1].get_title().set_multialignment("center")

@@ -242,3 +242,9 @@ def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
     from train.distill import init_connector
     with pytest.raises(CheckpointError, match="mini-align.yaml"):
         init_connector(tiny_diva(n_queries=8), str(tmp_path / "no-such-run" / "final"))
+
+
+def test_model_card_wall_time_adds_up_resumed_sessions():
+    from train.export import wall_seconds
+    rows = [{"split": "train", "seconds": s} for s in ("10", "20", "5", "15")] + [{"split": "valid", "seconds": "99"}]
+    assert wall_seconds(rows) == 35.0        # 20 s, then a resumed process ran 15 s

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-LOSSES = ("distill", "align", "ce", "kl")
+LOSSES = ("distill", "align", "align_ce", "ce", "kl")
 
 
 def read_metrics(source: str | Path) -> pd.DataFrame:
@@ -29,9 +29,9 @@ def compare(sources: list[str], labels: list[str], out: Path) -> Path:
     for source, label in zip(sources, labels):
         valid = read_metrics(source).query("split == 'valid'")
         line, = agree_ax.plot(valid.step, valid.first_token_agreement, "o-", markersize=3, label=label)
-        for style, key in zip(("-", "--", ":", "-."), LOSSES):
+        for style, key in zip(("-", "--", (0, (1, 3)), ":", "-."), LOSSES):
             if key in valid and valid[key].notna().any():
-                loss_ax.plot(valid.step, valid[key], style, marker="o", markersize=3, color=line.get_color(),
+                loss_ax.plot(valid.step, valid[key], linestyle=style, marker="o", markersize=3, color=line.get_color(),
                              label=f"{label} {key}")
     agree_ax.set(xlabel="step", ylabel="first-token agreement (VALID voices)", ylim=(0, 1))
     loss_ax.set(xlabel="step", ylabel="validation loss", yscale="log")

@@ -48,10 +48,23 @@ def objective(t: dict) -> str:
             "align": f"token alignment only{ce}, the LLM is not run"}.get(t.get("loss"), "unknown")
 
 
+def wall_seconds(rows: list[dict]) -> float:
+    """Training wall time over all sessions: `seconds` restarts from 0 when a run resumes."""
+    total = last = 0.0
+    for row in rows:
+        if row["split"] != "train" or row.get("seconds") in (None, ""):
+            continue
+        seconds = float(row["seconds"])
+        if seconds < last:  # a resumed process
+            total += last
+        last = seconds
+    return total + last
+
+
 def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -> str:
     train, valid = _last(rows, "train"), _last(rows, "valid")
     t, m, c = cfg.get("train", {}), cfg.get("model", {}), cfg.get("corpus", {})
-    hours = float(train.get("seconds") or 0) / 3600
+    hours = wall_seconds(rows) / 3600
     datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
     init = f"\n- Initialised from an earlier stage: {stage_summary(Path(t['init_from']))}." if t.get("init_from") else ""
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
@@ -67,7 +80,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   `results/train/corpus-{c.get('name')}_DATACARD.md`); validation on held-out VALID voices.
 - Optimiser: AdamW lr {t.get('lr')} (betas {t.get('betas')}, eps {t.get('eps')}, wd {t.get('weight_decay')}),
   {t.get('schedule')} schedule, warmup {t.get('warmup')}, clip {t.get('clip')}, batch {t.get('batch_size')} x accum {t.get('grad_accum')}.
-- Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (shared).
+- Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (all sessions).
 - Final train losses (step {train.get('step', 'n/a')}): total {fmt(train, 'loss')}, distill {fmt(train, 'distill')},
   align {fmt(train, 'align')}, align_ce {fmt(train, 'align_ce')}, ce {fmt(train, 'ce')}.
 - Validation (VALID voices, step {valid.get('step', 'n/a')}): loss {fmt(valid, 'loss')}, distill {fmt(valid, 'distill')},
