@@ -256,6 +256,7 @@ def test_a_failing_backend_voids_the_battle(tmp_path, question):
 
 def test_browser_microphone_recording(arena_app, playwright, question):
     """Chromium's fake microphone plays the spoken question; the arena gets the recording and answers."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     arena, url = arena_app
     flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                               f"--use-file-for-fake-audio-capture={question}"]
@@ -267,7 +268,19 @@ def test_browser_microphone_recording(arena_app, playwright, question):
         page.locator("#question-audio button:visible", has_text="Record").first.click()
         page.wait_for_timeout(2500)
         page.locator("#question-audio button:visible", has_text="Stop").first.click()
-        page.locator("#battle").click()
+        started = ("() => (document.querySelector('#status')?.innerText || '').includes('answer')"
+                   " || document.body.innerText.includes('Cannot start this battle')")
+        for attempt in range(3):  # on a loaded machine the recording may still be uploading: retry
+            page.locator("#battle").click()
+            try:
+                page.wait_for_function(started, timeout=60_000)
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    pytest.fail("the battle never started; the page says: " + page.locator("body").inner_text()[:2000])
+                continue
+            if "answer" in page.locator("#status").inner_text():
+                break
+            page.wait_for_timeout(3000)
         page.wait_for_selector("#status:has-text('Both answered')", timeout=300_000)
         page.locator("#vote-both_bad").click()
         page.wait_for_selector("#reveal:has-text('Model A was')", timeout=30_000)
