@@ -177,20 +177,22 @@ def test_checkpoint_errors_are_clear(model, tmp_path):
 
 def test_probe_reads_exact_embeddings_back_as_the_transcript():
     from diva.testing import tiny_diva
-    from train.probe import aligned_hits, nearest_tokens
+    from train.probe import nearest_tokens, read_back
     diva = tiny_diva(n_queries=8)
     text = "the cat sat"
     ids = diva.layout.transcript_ids(text)[:8]
     virtual = torch.zeros(8, diva.llm.config.hidden_size)
     virtual[-len(ids):] = diva.embed_ids(ids).detach()
     assert nearest_tokens(diva, virtual[-len(ids):]).tolist() == ids
-    assert aligned_hits(diva, virtual, text) == (len(ids), len(ids))
+    exact = read_back(diva, virtual, text)
+    assert (exact["exact"], exact["tokens"]) == (len(ids), len(ids))
     shifted = torch.roll(virtual, 1, dims=0)  # every word one slot late: the reading is wrong
-    hits, n = aligned_hits(diva, shifted, text)
+    late = read_back(diva, shifted, text)
+    hits, n = late["exact"], late["tokens"]
     assert n == len(ids) and hits < n
     # ... but every word is still somewhere: recall anywhere stays full, slot accuracy drops
     from collections import Counter
-    from train.probe import read_back, report
+    from train.probe import report
     seen = Counter({ids[0]: 5})  # the first token seen 5 times in training, the others never
     counts = read_back(diva, shifted, text, seen)
     assert counts["tokens"] == len(ids) and counts["anywhere"] == len(ids) and counts["exact"] == hits

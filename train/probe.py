@@ -27,15 +27,6 @@ def nearest_tokens(diva, virtual: torch.Tensor) -> torch.Tensor:
     return distance.argmin(-1)
 
 
-def aligned_hits(diva, virtual: torch.Tensor, transcript: str) -> tuple[int, int]:
-    """How many of the transcript's tokens (up to Q) the last virtual tokens read back exactly."""
-    ids = diva.layout.transcript_ids(transcript)[:virtual.shape[0]]
-    if not ids:
-        return 0, 0
-    read = nearest_tokens(diva, virtual[-len(ids):]).tolist()
-    return sum(a == b for a, b in zip(read, ids)), len(ids)
-
-
 FREQUENCY_BUCKETS = ((1000, "1000+"), (100, "100-999"), (10, "10-99"), (1, "1-9"), (0, "unseen"))
 
 
@@ -64,9 +55,9 @@ def read_back(diva, virtual: torch.Tensor, transcript: str, train_counts: Counte
     return counts
 
 
-def token_counts(diva, transcripts: list[str]) -> Counter:
-    """How often each LLM token occurs in these transcripts."""
-    return Counter(t for text in transcripts for t in diva.layout.transcript_ids(text))
+def token_counts(layout, transcripts: list[str]) -> Counter:
+    """How often each LLM token occurs in these transcripts (layout: diva.prompt.PromptLayout)."""
+    return Counter(t for text in transcripts for t in layout.transcript_ids(text))
 
 
 def reading(diva, virtual: torch.Tensor) -> str:
@@ -103,21 +94,20 @@ def report(counts: Counter) -> str:
 def main(argv=None) -> None:
     from diva.checkpoint import load_diva
     from train.config import load_config
-    from train.data import audio_array, corpus_dir, corpus_settings, load_corpus
+    from train.data import audio_array
+    from train.distill import open_split
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("checkpoint", help="a DiVA connector folder (e.g. results/checkpoints/diva-mini)")
-    p.add_argument("--config", default="train/configs/mini.yaml", help="names the corpus")
+    p.add_argument("--config", default="train/configs/mini.yaml",
+                   help="names the corpus; its first n_train transcripts give the token frequencies")
     p.add_argument("--split", default="valid")
     p.add_argument("--n", type=int, default=96, help="clips to read")
     p.add_argument("--show", type=int, default=5, help="readings to print")
-    p.add_argument("--train-texts", type=int, default=None,
-                   help="count token frequencies over the first N training transcripts (what the "
-                        "connector was trained on; default: all of them)")
     args = p.parse_args(argv)
     diva = load_diva(args.checkpoint)
-    folder = corpus_dir(corpus_settings(load_config(args.config)))
-    data = load_corpus(folder, args.split)
-    train_counts = token_counts(diva, list(load_corpus(folder, "train")["transcript"])[:args.train_texts])
+    cfg = load_config(args.config)
+    data = open_split(cfg, args.split)
+    train_counts = token_counts(diva.layout, list(open_split(cfg, "train")["transcript"]))
     items = data.select(range(min(args.n, len(data))))
     counts = probe(diva, [audio_array(a) for a in items["audio"]], list(items["transcript"]), args.show,
                    train_counts=train_counts)
