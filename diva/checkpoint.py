@@ -30,13 +30,16 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
     config = {"format": OUR_FORMAT, "projection_layout": "out_in",
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm,
               "n_queries": model.config.n_queries, "encoder_seconds": model.config.encoder_seconds,
-              **(extra or {})}
+              "projection": model.config.projection, **(extra or {})}
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
 
 def save_released_layout(model: DiVA, folder: str | Path) -> Path:
     """Write the layout of the released checkpoint (for interchange with the original code)."""
+    if model.config.projection != "linear":
+        raise CheckpointError("the released layout has a linear projection; this DiVA uses "
+                              f"{model.config.projection!r}: save it with save_connector")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.connector_state_dict().items()}
@@ -81,13 +84,14 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
         if key not in raw:
             raise CheckpointError(f"{config_file} lacks '{key}'")
     state = _read_state(folder)
-    if "query_tokens" not in state or "projection.weight" not in state:
+    projection = raw.get("projection", "linear")  # the vocabulary bridge has no weights to store
+    if "query_tokens" not in state or (projection == "linear" and "projection.weight" not in state):
         raise CheckpointError(f"{folder} is not a DiVA connector (no query_tokens / projection.weight)")
-    if raw.get("projection_layout") != "out_in":  # released layout: (d_whisper, d_llm)
+    if projection == "linear" and raw.get("projection_layout") != "out_in":  # released: (d_whisper, d_llm)
         state["projection.weight"] = state["projection.weight"].t().contiguous()
     config = DivaConfig(encoder=raw["reference_encoder"], llm=raw["reference_decoder"],
                         n_queries=state["query_tokens"].shape[0],
-                        encoder_seconds=raw.get("encoder_seconds", 30.0))
+                        encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection)
     return config, state, raw
 
 

@@ -7,6 +7,8 @@
   distances are averaged over the N tokens, then over the batch. The other queries stay free.
 - token_alignment_ce_loss: an ablation (not in the paper): cross-entropy of reading each aligned
   virtual token back as its nearest LLM input embedding.
+- whisper_token_ce_loss: an ablation: the aligned connector states read through Whisper's own
+  output head, against the transcript's Whisper tokens.
 - response_kl_loss: an ablation. KL(teacher || student) over the next-token distributions at the
   response positions (teacher: the text branch; student: the audio branch), masked mean.
 - transcript_ce_loss: the SFT baseline's cross-entropy on transcript tokens.
@@ -50,6 +52,22 @@ def token_alignment_loss(virtual_tokens: torch.Tensor, transcript_embeds: torch.
     return per_example.mean()
 
 
+def _aligned_cross_entropy(states: torch.Tensor, transcript_ids: torch.Tensor, transcript_mask: torch.Tensor,
+                           logits_of) -> torch.Tensor:
+    """Cross-entropy of the aligned slots (as in token_alignment_loss) against the transcript's
+    tokens, with `logits_of(states at the aligned slots (M, d)) -> (M, V)`; averaged over the
+    aligned slots of each example, then over the batch; empty transcripts contribute 0."""
+    token_index, active, lengths = aligned_slots(states.shape[1], transcript_mask)
+    if not bool(active.any()):
+        return states.sum() * 0.0
+    T = transcript_ids.shape[1]
+    targets = torch.gather(transcript_ids, 1, token_index.clamp(max=max(T - 1, 0)))[active]     # (M,)
+    per_slot = F.cross_entropy(logits_of(states.float()[active]), targets, reduction="none")
+    rows = active.nonzero()[:, 0]
+    per_example = torch.zeros(active.shape[0], device=states.device).index_add(0, rows, per_slot)
+    return (per_example / lengths.clamp(min=1)).mean()
+
+
 def token_alignment_ce_loss(virtual_tokens: torch.Tensor, transcript_ids: torch.Tensor,
                             transcript_mask: torch.Tensor, embedding_table: torch.Tensor) -> torch.Tensor:
     """An ablation beside the paper's L2: cross-entropy of the nearest-embedding reading.
@@ -57,22 +75,41 @@ def token_alignment_ce_loss(virtual_tokens: torch.Tensor, transcript_ids: torch.
     At each aligned slot (as in token_alignment_loss) the logits over the whole vocabulary are
     -||v - e_j||^2 (the table is the LLM's input embeddings, frozen), and the target is the
     transcript's token: it pulls the virtual token toward its word AND away from the other words,
-    where the L2 alone settles on the mean of the plausible words. Averaged over the aligned slots
-    of each example, then over the batch; empty transcripts contribute 0.
+    where the L2 alone settles on the mean of the plausible words.
     """
-    token_index, active, lengths = aligned_slots(virtual_tokens.shape[1], transcript_mask)
-    if not bool(active.any()):
-        return virtual_tokens.sum() * 0.0
-    T = transcript_ids.shape[1]
-    targets = torch.gather(transcript_ids, 1, token_index.clamp(max=max(T - 1, 0)))[active]     # (M,)
-    v = virtual_tokens.float()[active]                                                          # (M, d)
     table = embedding_table.detach().float()
     # -||v - e||^2 up to the per-row constant ||v||^2, which the softmax ignores
-    logits = 2 * v @ table.T - (table * table).sum(-1)
-    per_slot = F.cross_entropy(logits, targets, reduction="none")
-    rows = active.nonzero()[:, 0]
-    per_example = torch.zeros(active.shape[0], device=v.device).index_add(0, rows, per_slot)
-    return (per_example / lengths.clamp(min=1)).mean()
+    return _aligned_cross_entropy(virtual_tokens, transcript_ids, transcript_mask,
+                                  lambda v: 2 * v @ table.T - (table * table).sum(-1))
+
+
+def whisper_token_ce_loss(connector_states: torch.Tensor, whisper_ids: torch.Tensor,
+                          whisper_mask: torch.Tensor, whisper_table: torch.Tensor,
+                          blank_id: int | None = None) -> torch.Tensor:
+    """An ablation (not in the paper): read the connector's own output (Whisper's decoder copy,
+    after its final norm, before the projection) through Whisper's frozen token table, i.e.
+    Whisper's tied output head, and ask the aligned slots for the transcript's WHISPER tokens.
+    The connector then reuses the word knowledge of Whisper's pretrained head instead of
+    learning a lookup into the LLM's embeddings one token at a time.
+
+    With `blank_id`, the free slots are asked for that token (e.g. <|endoftext|>), a second term
+    averaged over each example's free slots: a bridge that maps it to a zero vector then hands
+    the LLM nothing but the words there."""
+    table = whisper_table.detach().float()
+    logits_of = lambda h: h @ table.T  # noqa: E731
+    words = _aligned_cross_entropy(connector_states, whisper_ids, whisper_mask, logits_of)
+    if blank_id is None:
+        return words
+    _, active, _ = aligned_slots(connector_states.shape[1], whisper_mask)
+    free = ~active
+    if not bool(free.any()):
+        return words
+    h = connector_states.float()[free]
+    per_slot = F.cross_entropy(logits_of(h), torch.full((h.shape[0],), blank_id, device=h.device),
+                               reduction="none")
+    rows = free.nonzero()[:, 0]
+    per_example = torch.zeros(free.shape[0], device=h.device).index_add(0, rows, per_slot)
+    return words + (per_example / free.sum(1).clamp(min=1)).mean()
 
 
 def response_kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

@@ -30,13 +30,15 @@ class DivaConfig:
     n_queries: int = 448                  # paper: 448 = Whisper's max target length
     encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on the first
                                           # N seconds only (faster; audio past it is not heard)
+    projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge, an ablation)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class DiVA(nn.Module):
-    def __init__(self, whisper, feature_extractor, llm, tokenizer, config: DivaConfig):
+    def __init__(self, whisper, feature_extractor, llm, tokenizer, config: DivaConfig,
+                 whisper_tokenizer=None):
         super().__init__()
         max_queries = whisper.config.max_target_positions
         if not 1 <= config.n_queries <= max_queries:
@@ -60,7 +62,17 @@ class DiVA(nn.Module):
         # start the queries at Whisper's own token-embedding scale
         scale = float(self.connector.embed_tokens.weight.detach().std())
         self.query_tokens = nn.Parameter(torch.randn(config.n_queries, d_whisper) * scale)
-        self.projection = nn.Linear(d_whisper, d_llm, bias=True)
+        if config.projection == "linear":
+            self.projection = nn.Linear(d_whisper, d_llm, bias=True)
+        elif config.projection == "whisper-vocab":
+            if whisper_tokenizer is None:
+                raise ValueError("projection 'whisper-vocab' needs Whisper's tokenizer")
+            from diva.bridge import VocabularyBridge, whisper_to_llm_ids
+            table = self.connector.embed_tokens.weight
+            token_map = whisper_to_llm_ids(whisper_tokenizer, tokenizer, table.shape[0])
+            self.projection = VocabularyBridge(table, llm.get_input_embeddings().weight, token_map)
+        else:
+            raise ValueError(f"projection must be 'linear' or 'whisper-vocab', got {config.projection!r}")
         device = next(llm.parameters()).device
         dtype = next(llm.parameters()).dtype
         for module in (self.connector, self.projection):
@@ -71,9 +83,9 @@ class DiVA(nn.Module):
     @classmethod
     def from_config(cls, config: DivaConfig) -> "DiVA":
         from diva.models import load_llm, load_whisper
-        whisper, features, _ = load_whisper(config.encoder)
+        whisper, features, whisper_tokenizer = load_whisper(config.encoder)
         llm, tokenizer = load_llm(config.llm)
-        return cls(whisper, features, llm, tokenizer, config)
+        return cls(whisper, features, llm, tokenizer, config, whisper_tokenizer)
 
     def train(self, mode: bool = True) -> "DiVA":
         super().train(mode)
@@ -111,12 +123,16 @@ class DiVA(nn.Module):
             return self.encoder(features).last_hidden_state
         return encode_window(self.encoder, features, self.encoder_frames)
 
-    def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
-        """Connector: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
+    def connector_states(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        """The decoder copy's output on the queries (after its final norm, in Whisper's own
+        output space): (B, frames, d_whisper) -> (B, n_queries, d_whisper)."""
         queries = self.query_tokens.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
-        hidden = self.connector(inputs_embeds=queries, encoder_hidden_states=encoder_states,
-                                use_cache=False).last_hidden_state
-        return self.projection(hidden)
+        return self.connector(inputs_embeds=queries, encoder_hidden_states=encoder_states,
+                              use_cache=False).last_hidden_state
+
+    def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
+        """Connector + projection: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
+        return self.projection(self.connector_states(encoder_states))
 
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:

@@ -43,8 +43,9 @@ def tiny_llm(seed: int = 0, vocab_size: int | None = None) -> LlamaForCausalLM:
 
 
 def tiny_whisper(seed: int = 0) -> WhisperForConditionalGeneration:
+    """A tiny random Whisper whose vocabulary is tiny_tokenizer()'s (so it can read text)."""
     torch.manual_seed(seed)
-    config = WhisperConfig(vocab_size=64, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
+    config = WhisperConfig(vocab_size=len(tiny_tokenizer()), num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
                            encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
                            decoder_ffn_dim=64, max_source_positions=1500, max_target_positions=64,
                            decoder_start_token_id=1, eos_token_id=2, pad_token_id=2, bos_token_id=1)
@@ -52,10 +53,11 @@ def tiny_whisper(seed: int = 0) -> WhisperForConditionalGeneration:
 
 
 def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", llm: str = "tiny-llama",
-              encoder_seconds: float = 30.0):
-    """A DiVA on tiny random Whisper and Llama models."""
+              encoder_seconds: float = 30.0, projection: str = "linear"):
+    """A DiVA on tiny random Whisper and Llama models (both speak tiny_tokenizer())."""
     from diva.model import DiVA, DivaConfig
     whisper, llm_model = tiny_whisper(seed), tiny_llm(seed)
     torch.manual_seed(seed)
     return DiVA(whisper, WhisperFeatureExtractor(feature_size=80), llm_model, tiny_tokenizer(),
-                DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries, encoder_seconds=encoder_seconds))
+                DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries, encoder_seconds=encoder_seconds,
+                           projection=projection), whisper_tokenizer=tiny_tokenizer())

@@ -4,7 +4,7 @@ import math
 import torch
 
 from diva.losses import (distillation_loss, response_kl_loss, token_alignment_ce_loss,
-                         token_alignment_loss, transcript_ce_loss)
+                         token_alignment_loss, transcript_ce_loss, whisper_token_ce_loss)
 
 
 def test_distillation_zero_when_branches_match_and_known_value():
@@ -72,6 +72,27 @@ def test_token_alignment_ce_is_the_nearest_embedding_reading():
     token_alignment_ce_loss(virtual, ids, mask, table).backward()
     assert virtual.grad[0, :2].abs().sum() == 0                          # free slots get nothing
     assert virtual.grad[0, 3, 1] < 0                                     # descent raises e_1's coordinate
+
+
+def test_whisper_token_ce_reads_states_through_the_whisper_head():
+    table = torch.tensor([[1.0, 0.0], [0.0, 1.0]])                      # Whisper vocabulary of 2
+    ids = torch.tensor([[1, 0], [0, 0]])
+    mask = torch.tensor([[1, 0], [0, 0]])                                # 1 token, then an empty transcript
+    states = torch.zeros(2, 3, 2, requires_grad=True)
+    with torch.no_grad():
+        states[0, 2] = torch.tensor([0.0, 2.0])                          # last slot: logits (0, 2) for token 1
+        states[0, :2] = 9.0                                              # free slots: ignored
+    expected = -math.log(math.exp(2) / (1 + math.exp(2))) / 2            # example 2 (empty) adds 0
+    loss = whisper_token_ce_loss(states, ids, mask, table)
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+    loss.backward()
+    assert states.grad[0, :2].abs().sum() == 0 and states.grad[1].abs().sum() == 0
+    assert states.grad[0, 2, 1] < 0 < states.grad[0, 2, 0]               # descent: more token 1, less token 0
+    # with a blank token, the free slots are asked for it: (0, 0) logits cost log 2 per free slot
+    states0 = states.detach().clone()
+    states0[0, :2] = torch.tensor([0.0, 0.0])
+    blank = whisper_token_ce_loss(states0, ids, mask, table, blank_id=0)
+    assert math.isclose(blank.item(), expected + math.log(2), rel_tol=1e-5)   # (log2 + log2)/2 over the batch
 
 
 def test_response_kl_zero_for_equal_and_known_value():

@@ -201,6 +201,26 @@ def test_probe_reads_exact_embeddings_back_as_the_transcript():
     assert read_back(diva, torch.zeros_like(virtual), text)["anywhere"] <= 1
 
 
+def test_probe_whisper_head_reads_connector_states_through_whispers_table():
+    from diva.testing import tiny_diva
+    from train.probe import Reader, probe, whisper_head_tokens
+    diva = tiny_diva(n_queries=8)
+    table = diva.connector.embed_tokens.weight
+    with torch.no_grad():
+        table.zero_()
+        table[5, 0] = table[7, 1] = 1.0
+    states = torch.zeros(2, table.shape[1])
+    states[0, 0], states[1, 1] = 3.0, 2.0
+    assert whisper_head_tokens(diva, states).tolist() == [5, 7]
+    reader = Reader(diva, "whisper")  # the tiny Whisper speaks tiny_tokenizer()
+    assert reader.tokenize("the cat") == reader.tokenizer(" the cat", add_special_tokens=False).input_ids
+    clips = [np.zeros(16_000, np.float32) + 0.01, np.full(8_000, 0.02, np.float32)]
+    counts = probe(diva, clips, ["the cat", "sat"], show=0, head="whisper")
+    assert counts["tokens"] == len(reader.tokenize("the cat")) + len(reader.tokenize("sat"))
+    with pytest.raises(ValueError, match="head"):
+        Reader(diva, "bert")
+
+
 def test_oracle_virtual_tokens_hold_the_transcript_embeddings():
     from train.oracle import oracle_virtual_tokens
     diva = tiny_diva(n_queries=8)
@@ -222,3 +242,58 @@ def test_coverage_buckets_tokens_by_training_frequency():
     assert out["tokens"]["10-99"] == pytest.approx(sum(t in known for t in ids) / len(ids))
     assert out["tokens"]["unseen"] > 0 and out["tokens"]["1000+"] == 0
     assert out["items_by_rarest_token"] == {"1000+": 0, "100-999": 0, "10-99": 1, "1-9": 0, "unseen": 1}
+
+
+def test_vocabulary_bridge_maps_whisper_tokens_to_llm_embeddings():
+    from diva.bridge import VocabularyBridge, whisper_to_llm_ids
+    tok = tiny_tokenizer()
+    token_map = whisper_to_llm_ids(tok, tok, len(tok))  # the same tokenizer on both sides
+    specials = set(tok.all_special_ids)
+    assert all((token_map[i] == -1) if i in specials else (token_map[i] == i) for i in range(len(tok)))
+    whisper_table = torch.eye(len(tok), 6)   # token i reads as coordinate i (for i < 6)
+    llm_table = torch.randn(len(tok), 4)
+    bridge = VocabularyBridge(whisper_table, llm_table, token_map)
+    confident = torch.zeros(2, 6)
+    word = next(i for i in range(6) if i not in specials)
+    blank = next(i for i in range(6) if i in specials)
+    confident[0, word] = confident[1, blank] = 60.0
+    out = bridge(confident)
+    assert torch.allclose(out[0], llm_table[word], atol=1e-4)
+    assert out[1].abs().max() < 1e-4                       # the blank (a special token) hands over zeros
+    assert not list(bridge.parameters()) and not bridge.state_dict()  # nothing trained, nothing saved
+
+
+def test_vocabulary_bridge_on_the_embedded_tokenizers():
+    from transformers import AutoTokenizer, WhisperTokenizerFast
+    from diva.bridge import whisper_to_llm_ids
+    from diva.models import resolve
+    whisper_tok = WhisperTokenizerFast.from_pretrained(resolve("whisper-tiny.en"))
+    llm_tok = AutoTokenizer.from_pretrained(resolve("smollm2-135m-instruct"))
+    token_map = whisper_to_llm_ids(whisper_tok, llm_tok, 51864)
+    france = whisper_tok(" France", add_special_tokens=False).input_ids
+    assert len(france) == 1 and llm_tok.decode([int(token_map[france[0]])]) == " France"
+    assert token_map[whisper_tok.eos_token_id] == -1
+    assert (token_map >= 0).float().mean() > 0.95
+
+
+def test_diva_with_the_vocabulary_bridge_saves_no_projection(tmp_path):
+    from diva.checkpoint import save_released_layout
+    diva = tiny_diva(n_queries=4, projection="whisper-vocab")
+    assert not any(k.startswith("projection.") for k in diva.connector_state_dict())
+    assert all(p is not diva.projection for p in diva.trainable_parameters())
+    clip = np.zeros(16_000, np.float32) + 0.01
+    tokens = diva.speech_tokens([clip])
+    assert tokens.shape == (1, 4, diva.llm.config.hidden_size)
+    save_connector(diva, tmp_path / "bridge")
+    config, state, raw = read_checkpoint(tmp_path / "bridge")
+    assert config.projection == "whisper-vocab" and raw["projection"] == "whisper-vocab"
+    again = tiny_diva(n_queries=4, projection="whisper-vocab")  # same frozen models, then other queries
+    with torch.no_grad():
+        again.query_tokens.normal_()
+    assert not torch.allclose(again.speech_tokens([clip]), tokens, atol=1e-5)
+    load_state_into(again, state)
+    assert torch.allclose(again.speech_tokens([clip]), tokens, atol=1e-5)
+    with pytest.raises(CheckpointError, match="linear projection"):
+        save_released_layout(diva, tmp_path / "released")
+    with pytest.raises(ValueError, match="projection"):
+        tiny_diva(projection="mlp")

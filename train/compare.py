@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-LOSSES = ("distill", "align", "align_ce", "ce", "kl")
+LOSSES = ("distill", "align", "align_ce", "align_whisper", "ce", "kl")
 
 
 def read_metrics(source: str | Path) -> pd.DataFrame:

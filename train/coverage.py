@@ -17,7 +17,7 @@ from train.probe import FREQUENCY_BUCKETS, frequency_bucket, token_counts
 
 def coverage(layout, train_transcripts: list[str], texts: list[str]) -> dict:
     """Share of the texts' tokens per bucket, and items counted by their rarest token's bucket."""
-    counts = token_counts(layout, train_transcripts)
+    counts = token_counts(layout.transcript_ids, train_transcripts)
     tokens, items = Counter(), Counter()
     for text in texts:
         ids = layout.transcript_ids(text)

@@ -36,11 +36,12 @@ import yaml
 from torch import nn
 
 from diva.losses import (distillation_loss, response_kl_loss, token_alignment_ce_loss,
-                         token_alignment_loss, transcript_ce_loss)
+                         token_alignment_loss, transcript_ce_loss, whisper_token_ce_loss)
 from train.config import load_config
 from train.frozen_cache import FrozenCache, content_key
 
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
+                     align_whisper_weight=0.0, align_whisper_blank=False,
                      kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
@@ -56,10 +57,26 @@ def build_model(model_cfg: dict):
     if model_cfg.get("encoder") == "tiny-random":  # tests: tiny random Whisper and Llama
         from diva.testing import tiny_diva
         return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0),
-                         encoder_seconds=model_cfg.get("encoder_seconds", 30.0))
+                         encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
+                         projection=model_cfg.get("projection", "linear"))
     return DiVA.from_config(DivaConfig(encoder=model_cfg["encoder"], llm=model_cfg["llm"],
                                        n_queries=model_cfg["n_queries"],
-                                       encoder_seconds=model_cfg.get("encoder_seconds", 30.0)))
+                                       encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
+                                       projection=model_cfg.get("projection", "linear")))
+
+
+def whisper_tokenizer_for(model_cfg: dict):
+    """The tokenizer of the encoder's Whisper (its decoder copy, the connector, speaks it)."""
+    if model_cfg.get("encoder") in ("tiny-random", "tiny-whisper"):  # tests (diva.testing)
+        from diva.testing import tiny_tokenizer
+        return tiny_tokenizer()
+    from diva.models import load_whisper
+    return load_whisper(model_cfg["encoder"])[2]
+
+
+def whisper_transcript_ids(tokenizer, text: str) -> list[int]:
+    """The transcript as Whisper's decoder writes it: a leading space, no special tokens."""
+    return tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
 
 
 def open_split(cfg: dict, split: str):
@@ -128,6 +145,7 @@ class Trainee(nn.Module):
                                       dtype=np.float32) if on else None
         self.reply_cache = FrozenCache(root, "reply", f"{model_id['llm']}|{tcfg['kl_tokens']}",
                                        dtype=np.int64) if on else None
+        self.whisper_tokenizer = whisper_tokenizer_for(model_id) if tcfg["align_whisper_weight"] else None
 
     # frozen parts -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -208,9 +226,10 @@ class Trainee(nn.Module):
     def forward(self, audios, keys, transcripts) -> dict[str, torch.Tensor]:
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
-        virtual = diva.virtual_tokens(enc)
+        states = diva.connector_states(enc)
+        virtual = diva.projection(states)
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
-            out = self.alignment(virtual, transcripts)
+            out = self.alignment(virtual, transcripts, states)
             return {**out, "loss": out.pop("align_loss")}
         out: dict[str, torch.Tensor] = {}
         a_embeds, a_mask = diva.audio_inputs(virtual)
@@ -240,13 +259,15 @@ class Trainee(nn.Module):
                 self.last_audio_hidden = audio_h.detach()
                 out["distill"] = distillation_loss(audio_h, self.teacher_states(transcripts))
                 loss = cfg["distill_weight"] * out["distill"]
-        out.update(self.alignment(virtual, transcripts))
+        out.update(self.alignment(virtual, transcripts, states))
         out["loss"] = loss + out.pop("align_loss")
         return out
 
-    def alignment(self, virtual, transcripts: list[str]) -> dict[str, torch.Tensor]:
-        """The paper's L2 token alignment ('align') and, when align_ce_weight > 0, the
-        nearest-embedding cross-entropy ablation ('align_ce'); 'align_loss' is their weighted sum."""
+    def alignment(self, virtual, transcripts: list[str], states=None) -> dict[str, torch.Tensor]:
+        """The paper's L2 token alignment ('align'); when align_ce_weight > 0, the
+        nearest-embedding cross-entropy ablation ('align_ce'); when align_whisper_weight > 0, the
+        connector states read through Whisper's own head ('align_whisper'). 'align_loss' is
+        their weighted sum."""
         cfg = self.tcfg
         ids, embeds, mask = self.transcript_tokens(transcripts)
         out = {"align": token_alignment_loss(virtual, embeds, mask)}
@@ -255,7 +276,24 @@ class Trainee(nn.Module):
             table = self.diva.llm.get_input_embeddings().weight
             out["align_ce"] = token_alignment_ce_loss(virtual, ids, mask, table)
             out["align_loss"] = out["align_loss"] + cfg["align_ce_weight"] * out["align_ce"]
+        if cfg["align_whisper_weight"]:
+            w_ids, w_mask = self.whisper_tokens(transcripts)
+            table = self.diva.connector.embed_tokens.weight  # Whisper's token table = its tied head
+            blank = self.whisper_tokenizer.eos_token_id if cfg["align_whisper_blank"] else None
+            out["align_whisper"] = whisper_token_ce_loss(states, w_ids, w_mask, table, blank)
+            out["align_loss"] = out["align_loss"] + cfg["align_whisper_weight"] * out["align_whisper"]
         return out
+
+    def whisper_tokens(self, transcripts: list[str]):
+        """Right-padded Whisper token ids of the transcripts (B, T) and their mask (B, T)."""
+        rows = [whisper_transcript_ids(self.whisper_tokenizer, t) for t in transcripts]
+        device = self.diva.device
+        ids = torch.zeros(len(rows), max(1, max(len(r) for r in rows)), dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
+        for b, row in enumerate(rows):
+            ids[b, :len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[b, :len(row)] = 1
+        return ids, mask
 
 
 # --- schedule, checkpoints, logs --------------------------------------------------------------------
@@ -329,7 +367,7 @@ def init_connector(diva, source: str) -> None:
     except CheckpointError as exc:
         raise CheckpointError(f"train.init_from: {exc}. Train the stage that writes it first "
                               f"(for diva-mini: --config train/configs/mini-align.yaml)") from exc
-    for field in ("encoder", "llm", "n_queries", "encoder_seconds"):
+    for field in ("encoder", "llm", "n_queries", "encoder_seconds", "projection"):
         if getattr(config, field) != getattr(diva.config, field):
             raise CheckpointError(f"init_from {source}: {field} is {getattr(config, field)!r}, "
                                   f"this run's model has {getattr(diva.config, field)!r}")
@@ -341,7 +379,8 @@ def peak_rss_mb() -> float:
 
 
 class Metrics:
-    FIELDS = ["step", "split", "loss", "distill", "align", "align_ce", "ce", "kl", "first_token_agreement",
+    FIELDS = ["step", "split", "loss", "distill", "align", "align_ce", "align_whisper", "ce", "kl",
+              "first_token_agreement",
               "lr", "grad_norm", "examples_per_s", "seconds", "peak_rss_mb", "cache_hits", "cache_misses"]
 
     def __init__(self, path: Path):
@@ -366,7 +405,8 @@ def plot_curves(run: Path) -> None:
     import matplotlib.pyplot as plt
     import pandas as pd
     df = pd.read_csv(run / "metrics.csv")
-    keys = [k for k in ("loss", "distill", "align", "align_ce", "ce", "kl") if k in df and df[k].notna().any()]
+    keys = [k for k in ("loss", "distill", "align", "align_ce", "align_whisper", "ce", "kl")
+            if k in df and df[k].notna().any()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for split, style in (("train", "-"), ("valid", "o-")):
         part = df[df.split == split]

@@ -42,6 +42,8 @@ def objective(t: dict) -> str:
     weights = f"weights {t.get('distill_weight')}:{t.get('align_weight')}"
     ce = (f" + nearest-embedding cross-entropy x{t['align_ce_weight']}"
           if t.get("align_ce_weight") and t.get("loss") != "sft" else "")
+    if t.get("align_whisper_weight") and t.get("loss") != "sft":
+        ce += f" + Whisper-head cross-entropy x{t['align_whisper_weight']}"
     return {"distill": f"distillation + token alignment, {weights}{ce}",
             "sft": "cross-entropy on the transcript after the audio prompt (SFT baseline)",
             "kl": f"KL over the text LLM reply + token alignment{ce}",
@@ -82,7 +84,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
   {t.get('schedule')} schedule, warmup {t.get('warmup')}, clip {t.get('clip')}, batch {t.get('batch_size')} x accum {t.get('grad_accum')}.
 - Trained: {step} of {t.get('steps')} steps ({source}); wall time {hours:.2f} h on 2 CPU cores (all sessions).
 - Final train losses (step {train.get('step', 'n/a')}): total {fmt(train, 'loss')}, distill {fmt(train, 'distill')},
-  align {fmt(train, 'align')}, align_ce {fmt(train, 'align_ce')}, ce {fmt(train, 'ce')}.
+  align {fmt(train, 'align')}, align_ce {fmt(train, 'align_ce')}, align_whisper {fmt(train, 'align_whisper')}, ce {fmt(train, 'ce')}.
 - Validation (VALID voices, step {valid.get('step', 'n/a')}): loss {fmt(valid, 'loss')}, distill {fmt(valid, 'distill')},
   align {fmt(valid, 'align')},
   first-token agreement with the text branch {fmt(valid, 'first_token_agreement')}.

@@ -9,6 +9,10 @@ the words come through the connector. Two more readings separate "which word" fr
 recall anywhere (the transcript's tokens found in any of the Q slots, each reading used once), and
 both again by how often the token occurs in the training transcripts (is it the rare content words
 that fail, and would more data help?).
+
+`--head whisper` reads the connector's own output (before the projection) through Whisper's
+tied output head instead, against the transcript's Whisper tokens: does the decoder copy still
+know Whisper's words (the `train.align_whisper_weight` ablation trains exactly this reading)?
 """
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ def nearest_tokens(diva, virtual: torch.Tensor) -> torch.Tensor:
     return distance.argmin(-1)
 
 
+def whisper_head_tokens(diva, states: torch.Tensor) -> torch.Tensor:
+    """(..., Q, d_whisper) connector states -> (..., Q) ids of Whisper's own argmax reading."""
+    return (states.float() @ diva.connector.embed_tokens.weight.float().T).argmax(-1)
+
+
 FREQUENCY_BUCKETS = ((1000, "1000+"), (100, "100-999"), (10, "10-99"), (1, "1-9"), (0, "unseen"))
 
 
@@ -36,11 +45,16 @@ def frequency_bucket(count: int) -> str:
 
 
 def read_back(diva, virtual: torch.Tensor, transcript: str, train_counts: Counter | None = None) -> Counter:
-    """Counts for one clip: tokens / exact (right token in its aligned slot) / anywhere (in any
-    slot, each slot's reading used once); with `train_counts`, also per frequency bucket
-    ("10-99:exact", ...)."""
-    ids = diva.layout.transcript_ids(transcript)[:virtual.shape[0]]
-    read = nearest_tokens(diva, virtual).tolist()
+    """Counts for one clip read through the LLM's embeddings (see compare_reading)."""
+    return compare_reading(diva.layout.transcript_ids(transcript), nearest_tokens(diva, virtual).tolist(),
+                           train_counts)
+
+
+def compare_reading(ids: list[int], read: list[int], train_counts: Counter | None = None) -> Counter:
+    """Counts for one clip's transcript ids against its Q slot readings: tokens / exact (right
+    token in its aligned slot, the last N) / anywhere (in any slot, each slot's reading used
+    once); with `train_counts`, also per frequency bucket ("10-99:exact", ...)."""
+    ids = ids[:len(read)]
     aligned = read[len(read) - len(ids):] if ids else []
     pool = Counter(read)
     counts = Counter()
@@ -55,26 +69,47 @@ def read_back(diva, virtual: torch.Tensor, transcript: str, train_counts: Counte
     return counts
 
 
-def token_counts(layout, transcripts: list[str]) -> Counter:
-    """How often each LLM token occurs in these transcripts (layout: diva.prompt.PromptLayout)."""
-    return Counter(t for text in transcripts for t in layout.transcript_ids(text))
+def token_counts(tokenize, transcripts: list[str]) -> Counter:
+    """How often each token occurs in these transcripts (tokenize: text -> ids)."""
+    return Counter(t for text in transcripts for t in tokenize(text))
 
 
-def reading(diva, virtual: torch.Tensor) -> str:
-    """The virtual tokens as text, one nearest token each, separated by '|'."""
-    return "|".join(diva.tokenizer.decode([i]) for i in nearest_tokens(diva, virtual).tolist())
+class Reader:
+    """How a probe reads the slots: through the LLM's input embeddings (what the LLM receives)
+    or through Whisper's output head (what the decoder copy itself says)."""
+
+    def __init__(self, diva, head: str = "llm"):
+        if head not in ("llm", "whisper"):
+            raise ValueError(f"head must be llm or whisper, got {head!r}")
+        self.diva, self.head = diva, head
+        if head == "whisper":
+            from train.distill import whisper_tokenizer_for, whisper_transcript_ids
+            self.tokenizer = whisper_tokenizer_for({"encoder": diva.config.encoder})
+            self.tokenize = lambda text: whisper_transcript_ids(self.tokenizer, text)
+        else:
+            self.tokenizer, self.tokenize = diva.tokenizer, diva.layout.transcript_ids
+
+    def read(self, audios) -> torch.Tensor:
+        """(B, Q) token ids, one per slot."""
+        diva = self.diva
+        if self.head == "llm":
+            return nearest_tokens(diva, diva.speech_tokens(audios))
+        return whisper_head_tokens(diva, diva.connector_states(diva.encode(diva.features(audios))))
 
 
 @torch.no_grad()
-def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts: Counter | None = None) -> Counter:
-    """Summed read_back counts over all clips (prints the first `show` readings)."""
+def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts: Counter | None = None,
+          head: str = "llm") -> Counter:
+    """Summed read-back counts over all clips (prints the first `show` readings)."""
+    reader = Reader(diva, head)
     counts = Counter()
     for start in range(0, len(audios), batch):
-        virtual = diva.speech_tokens(audios[start:start + batch])
-        for i, (v, text) in enumerate(zip(virtual, transcripts[start:start + batch])):
-            counts += read_back(diva, v, text, train_counts)
+        read = reader.read(audios[start:start + batch]).tolist()
+        for i, (r, text) in enumerate(zip(read, transcripts[start:start + batch])):
+            counts += compare_reading(reader.tokenize(text), r, train_counts)
             if start + i < show:
-                print(f"transcript: {text}\n   reads: {reading(diva, v)}\n")
+                slots = "|".join(reader.tokenizer.decode([t]) for t in r)
+                print(f"transcript: {text}\n   reads: {slots}\n")
     return counts
 
 
@@ -103,15 +138,18 @@ def main(argv=None) -> None:
     p.add_argument("--split", default="valid")
     p.add_argument("--n", type=int, default=96, help="clips to read")
     p.add_argument("--show", type=int, default=5, help="readings to print")
+    p.add_argument("--head", choices=["llm", "whisper"], default="llm",
+                   help="read the virtual tokens as LLM embeddings, or the connector states through Whisper's head")
     args = p.parse_args(argv)
     diva = load_diva(args.checkpoint)
     cfg = load_config(args.config)
     data = open_split(cfg, args.split)
-    train_counts = token_counts(diva.layout, list(open_split(cfg, "train")["transcript"]))
+    train_counts = token_counts(Reader(diva, args.head).tokenize, list(open_split(cfg, "train")["transcript"]))
     items = data.select(range(min(args.n, len(data))))
     counts = probe(diva, [audio_array(a) for a in items["audio"]], list(items["transcript"]), args.show,
-                   train_counts=train_counts)
-    print(f"{len(items)} {args.split} clips, {counts['tokens']} transcript tokens:\n{report(counts)}")
+                   train_counts=train_counts, head=args.head)
+    print(f"{len(items)} {args.split} clips, {counts['tokens']} transcript tokens ({args.head} reading):\n"
+          f"{report(counts)}")
 
 
 if __name__ == "__main__":

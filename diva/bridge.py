@@ -1,0 +1,54 @@
+"""The vocabulary bridge: an alternative to DiVA's linear projection (an ablation, not the paper).
+
+The connector is a copy of Whisper's decoder, so read through Whisper's tied output head each slot
+is a distribution over Whisper's tokens. The bridge hands the LLM the expected LLM input embedding
+under that distribution: a Whisper token whose string is also an LLM token maps to that token's
+embedding, another one to the embedding of its first LLM sub-token, and special tokens (among them
+<|endoftext|>, the blank that `align_whisper_blank` trains the free slots to say) to zeros.
+
+Why: a linear map from Whisper's token table to the LLM's finds the right LLM token for only 1.6% of
+held-out tokens (results/train/README.md), so a linear projection has to learn every word from
+data, and on this hardware's corpus rare words never come through. The bridge is fixed (rebuilt
+from the two models and tokenizers, never trained or saved), so it adds no parameters.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def whisper_to_llm_ids(whisper_tokenizer, llm_tokenizer, whisper_vocab_size: int) -> torch.Tensor:
+    """(whisper_vocab_size,) LLM token id for each Whisper token, -1 where the bridge gives zeros."""
+    specials = set(whisper_tokenizer.all_special_ids) | set(whisper_tokenizer.get_added_vocab().values())
+    llm_vocab = llm_tokenizer.get_vocab()
+    out = torch.full((whisper_vocab_size,), -1, dtype=torch.long)
+    unmatched: list[tuple[int, str]] = []
+    for piece, wid in whisper_tokenizer.get_vocab().items():
+        if wid >= whisper_vocab_size or wid in specials:
+            continue
+        if piece in llm_vocab:  # both byte-level BPE: the same string is the same token
+            out[wid] = llm_vocab[piece]
+        else:
+            unmatched.append((wid, whisper_tokenizer.convert_tokens_to_string([piece])))
+    if unmatched:
+        ids = llm_tokenizer([text for _, text in unmatched], add_special_tokens=False).input_ids
+        for (wid, _), row in zip(unmatched, ids):
+            out[wid] = row[0] if row else -1
+    return out
+
+
+class VocabularyBridge(nn.Module):
+    """Connector states (..., d_whisper) -> (..., d_llm): softmax over Whisper's head, then the
+    mapped LLM embeddings. Buffers only (not persistent): checkpoints hold no projection."""
+
+    def __init__(self, whisper_table: torch.Tensor, llm_table: torch.Tensor, token_map: torch.Tensor,
+                 temperature: float = 1.0):
+        super().__init__()
+        self.temperature = temperature
+        targets = llm_table.detach()[token_map.clamp(min=0)] * (token_map >= 0).unsqueeze(1).to(llm_table.dtype)
+        self.register_buffer("whisper_table", whisper_table.detach(), persistent=False)
+        self.register_buffer("targets", targets, persistent=False)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        logits = states @ self.whisper_table.to(states.dtype).T / self.temperature
+        return logits.softmax(-1) @ self.targets.to(states.dtype)
