@@ -242,6 +242,29 @@ def test_align_stage_then_init_from_it(tmp_path, corpus):
         init_connector(tiny_diva(n_queries=4), str(run / "final"))
 
 
+def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpus):
+    """The Whisper-head ablation: stage 1 trains the connector against Whisper's own head (the
+    projection unused); stage 2 starts from it behind the vocabulary bridge and distils."""
+    import pandas as pd
+    from diva.checkpoint import read_checkpoint
+    from train.export import stage_summary
+    from train.distill import train
+    _, settings = corpus
+    first = train(_cfg(tmp_path, settings, loss="align", align_weight=0.0, align_whisper_weight=1.0,
+                       align_whisper_blank=True, steps=3, run_dir=str(tmp_path / "whisper")))
+    logged = pd.read_csv(first / "metrics.csv")
+    assert (logged["align_whisper"] > 0).all()
+    cfg = _cfg(tmp_path, settings, loss="distill", align_weight=0.0, align_whisper_weight=1.0,
+               steps=2, init_from=str(first / "final"), run_dir=str(tmp_path / "bridge"))
+    cfg["model"]["projection"] = "whisper-vocab"
+    second = train(cfg)
+    config, state, _ = read_checkpoint(second / "final")
+    assert config.projection == "whisper-vocab" and not any(k.startswith("projection.") for k in state)
+    _, first_state, _ = read_checkpoint(first / "final")
+    assert not torch.equal(state["query_tokens"], first_state["query_tokens"])  # stage 2 trained on
+    assert "Whisper-head cross-entropy x1.0" in stage_summary(second / "final")
+
+
 def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
     from diva.checkpoint import CheckpointError
     from diva.testing import tiny_diva

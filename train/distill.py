@@ -367,10 +367,15 @@ def init_connector(diva, source: str) -> None:
     except CheckpointError as exc:
         raise CheckpointError(f"train.init_from: {exc}. Train the stage that writes it first "
                               f"(for diva-mini: --config train/configs/mini-align.yaml)") from exc
-    for field in ("encoder", "llm", "n_queries", "encoder_seconds", "projection"):
+    for field in ("encoder", "llm", "n_queries", "encoder_seconds"):
         if getattr(config, field) != getattr(diva.config, field):
             raise CheckpointError(f"init_from {source}: {field} is {getattr(config, field)!r}, "
                                   f"this run's model has {getattr(diva.config, field)!r}")
+    if config.projection != diva.config.projection:  # e.g. a Whisper-head stage 1 put behind the bridge
+        print(f"init_from {source}: its {config.projection} projection is replaced by this run's "
+              f"{diva.config.projection}", file=sys.stderr)
+        state = {k: v for k, v in state.items() if not k.startswith("projection.")}
+        state.update({f"projection.{k}": v for k, v in diva.projection.state_dict().items()})
     load_state_into(diva, state)
 
 

@@ -140,9 +140,10 @@ def main(argv=None) -> None:
     p.add_argument("--show", type=int, default=5, help="readings to print")
     p.add_argument("--head", choices=["llm", "whisper"], default="llm",
                    help="read the virtual tokens as LLM embeddings, or the connector states through Whisper's head")
-    args = p.parse_args(argv)
+    p.add_argument("overrides", nargs="*", help="config overrides, e.g. corpus.n_train=4000")
+    args = p.parse_intermixed_args(argv)
     diva = load_diva(args.checkpoint)
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.overrides)
     data = open_split(cfg, args.split)
     train_counts = token_counts(Reader(diva, args.head).tokenize, list(open_split(cfg, "train")["transcript"]))
     items = data.select(range(min(args.n, len(data))))
