@@ -70,11 +70,14 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
     datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
     init = f"\n- Initialised from an earlier stage: {stage_summary(Path(t['init_from']))}." if t.get("init_from") else ""
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
+    trainable = ("query tokens, the Whisper-decoder copy (Q-Former); the projection is the fixed "
+                 "vocabulary bridge (`diva/bridge.py`, no weights)" if m.get("projection") == "whisper-vocab"
+                 else "query tokens, the Whisper-decoder copy (Q-Former), the projection")
     return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
 
 - Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens;
   the encoder hears the first {m.get('encoder_seconds', 30)} s of audio.
-- Trainable: query tokens, the Whisper-decoder copy (Q-Former), the projection. This folder holds
+- Trainable: {trainable}. This folder holds
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
 - Objective: `{t.get('loss')}` ({objective(t)}).{init}
 - Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of

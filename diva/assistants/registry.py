@@ -36,6 +36,11 @@ ASSISTANTS: dict[str, AssistantSpec] = {
     "sft-mini": AssistantSpec("diva", checkpoint=str(CHECKPOINTS / "sft-mini"),
                               train_hint="train it with `python -m train.distill "
                                          "--config train/configs/sft-mini.yaml`"),
+    # ablation: the connector read through Whisper's own head, handed to the LLM by the vocabulary bridge
+    "diva-mini-whisper": AssistantSpec("diva", checkpoint=str(CHECKPOINTS / "diva-mini-whisper"),
+                                       train_hint="train it with `python -m train.distill "
+                                                  "--config train/configs/mini-align-whisper.yaml`, then "
+                                                  "mini-whisper.yaml"),
     # an untrained connector on the mini models: for speed benchmarks and as the untrained baseline
     "diva-mini-untrained": AssistantSpec("diva", llm=MINI_LLM, encoder=MINI_ENCODER),
     "diva-llama3-8b": AssistantSpec("diva", checkpoint="WillHeld/DiVA-llama-3-v0-8b"),
