@@ -7,7 +7,7 @@ embedding, another one to the embedding of its first LLM sub-token, and special 
 <|endoftext|>, the blank that `align_whisper_blank` trains the free slots to say) to zeros.
 
 Why: a linear map from Whisper's token table to the LLM's finds the right LLM token for only 1.6% of
-held-out tokens (results/train/README.md), so a linear projection has to learn every word from
+held-out tokens (`python -m train.linear_map`), so a linear projection has to learn every word from
 data, and on this hardware's corpus rare words never come through. The bridge is fixed (rebuilt
 from the two models and tokenizers, never trained or saved), so it adds no parameters.
 """

@@ -297,3 +297,16 @@ def test_diva_with_the_vocabulary_bridge_saves_no_projection(tmp_path):
         save_released_layout(diva, tmp_path / "released")
     with pytest.raises(ValueError, match="projection"):
         tiny_diva(projection="mlp")
+
+
+def test_linear_map_check_finds_tokens_when_the_tables_are_linearly_related():
+    from train.linear_map import linear_map_p_at_1, shared_token_pairs
+    tok = tiny_tokenizer()
+    pairs = shared_token_pairs(tok, tok, len(tok))
+    assert len(pairs) == len(tok) - len(set(tok.all_special_ids)) and bool((pairs[:, 0] == pairs[:, 1]).all())
+    torch.manual_seed(0)
+    whisper_table = torch.randn(len(tok), 16)
+    related = whisper_table @ torch.randn(16, 24)               # an exact linear relation: P@1 = 1
+    assert linear_map_p_at_1(whisper_table, related, pairs, held_out=50) == 1.0
+    unrelated = torch.randn(len(tok), 24)                         # none: about chance
+    assert linear_map_p_at_1(whisper_table, unrelated, pairs, held_out=50) < 0.2
