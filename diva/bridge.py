@@ -17,19 +17,29 @@ import torch
 from torch import nn
 
 
-def whisper_to_llm_ids(whisper_tokenizer, llm_tokenizer, whisper_vocab_size: int) -> torch.Tensor:
-    """(whisper_vocab_size,) LLM token id for each Whisper token, -1 where the bridge gives zeros."""
+def same_spelled_tokens(whisper_tokenizer, llm_tokenizer, whisper_vocab_size: int):
+    """Whisper's ordinary tokens (no specials) split into [(whisper id, llm id)] spelled the same in
+    both vocabularies (both byte-level BPE: the same string is the same token) and the
+    [(whisper id, text)] of the others."""
     specials = set(whisper_tokenizer.all_special_ids) | set(whisper_tokenizer.get_added_vocab().values())
     llm_vocab = llm_tokenizer.get_vocab()
-    out = torch.full((whisper_vocab_size,), -1, dtype=torch.long)
-    unmatched: list[tuple[int, str]] = []
-    for piece, wid in whisper_tokenizer.get_vocab().items():
+    shared, unmatched = [], []
+    for piece, wid in sorted(whisper_tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
         if wid >= whisper_vocab_size or wid in specials:
             continue
-        if piece in llm_vocab:  # both byte-level BPE: the same string is the same token
-            out[wid] = llm_vocab[piece]
+        if piece in llm_vocab:
+            shared.append((wid, llm_vocab[piece]))
         else:
             unmatched.append((wid, whisper_tokenizer.convert_tokens_to_string([piece])))
+    return shared, unmatched
+
+
+def whisper_to_llm_ids(whisper_tokenizer, llm_tokenizer, whisper_vocab_size: int) -> torch.Tensor:
+    """(whisper_vocab_size,) LLM token id for each Whisper token, -1 where the bridge gives zeros."""
+    shared, unmatched = same_spelled_tokens(whisper_tokenizer, llm_tokenizer, whisper_vocab_size)
+    out = torch.full((whisper_vocab_size,), -1, dtype=torch.long)
+    for wid, lid in shared:
+        out[wid] = lid
     if unmatched:
         ids = llm_tokenizer([text for _, text in unmatched], add_special_tokens=False).input_ids
         for (wid, _), row in zip(unmatched, ids):

@@ -52,20 +52,26 @@ def token_alignment_loss(virtual_tokens: torch.Tensor, transcript_embeds: torch.
     return per_example.mean()
 
 
+def _mean_over_selected_slots(per_slot: torch.Tensor, selected: torch.Tensor) -> torch.Tensor:
+    """per_slot (M,) values at the True entries of selected (B, Q) -> mean over each example's
+    selected slots, then over the batch (an example with none contributes 0)."""
+    rows = selected.nonzero()[:, 0]
+    per_example = torch.zeros(selected.shape[0], device=per_slot.device).index_add(0, rows, per_slot)
+    return (per_example / selected.sum(1).clamp(min=1)).mean()
+
+
 def _aligned_cross_entropy(states: torch.Tensor, transcript_ids: torch.Tensor, transcript_mask: torch.Tensor,
                            logits_of) -> torch.Tensor:
     """Cross-entropy of the aligned slots (as in token_alignment_loss) against the transcript's
     tokens, with `logits_of(states at the aligned slots (M, d)) -> (M, V)`; averaged over the
     aligned slots of each example, then over the batch; empty transcripts contribute 0."""
-    token_index, active, lengths = aligned_slots(states.shape[1], transcript_mask)
+    token_index, active, _ = aligned_slots(states.shape[1], transcript_mask)
     if not bool(active.any()):
         return states.sum() * 0.0
     T = transcript_ids.shape[1]
     targets = torch.gather(transcript_ids, 1, token_index.clamp(max=max(T - 1, 0)))[active]     # (M,)
     per_slot = F.cross_entropy(logits_of(states.float()[active]), targets, reduction="none")
-    rows = active.nonzero()[:, 0]
-    per_example = torch.zeros(active.shape[0], device=states.device).index_add(0, rows, per_slot)
-    return (per_example / lengths.clamp(min=1)).mean()
+    return _mean_over_selected_slots(per_slot, active)
 
 
 def token_alignment_ce_loss(virtual_tokens: torch.Tensor, transcript_ids: torch.Tensor,
@@ -107,9 +113,7 @@ def whisper_token_ce_loss(connector_states: torch.Tensor, whisper_ids: torch.Ten
     h = connector_states.float()[free]
     per_slot = F.cross_entropy(logits_of(h), torch.full((h.shape[0],), blank_id, device=h.device),
                                reduction="none")
-    rows = free.nonzero()[:, 0]
-    per_example = torch.zeros(free.shape[0], device=h.device).index_add(0, rows, per_slot)
-    return words + (per_example / free.sum(1).clamp(min=1)).mean()
+    return words + _mean_over_selected_slots(per_slot, free)
 
 
 def response_kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

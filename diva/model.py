@@ -50,6 +50,7 @@ class DiVA(nn.Module):
         self.config = config
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
+        self.whisper_tokenizer = whisper_tokenizer  # the connector's own vocabulary (Whisper-head ablation)
         self.layout = PromptLayout(tokenizer)
         self.encoder = whisper.get_encoder()          # frozen, shared with other assistants
         self.llm = llm                                # frozen, shared with other assistants

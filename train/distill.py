@@ -65,15 +65,6 @@ def build_model(model_cfg: dict):
                                        projection=model_cfg.get("projection", "linear")))
 
 
-def whisper_tokenizer_for(model_cfg: dict):
-    """The tokenizer of the encoder's Whisper (its decoder copy, the connector, speaks it)."""
-    if model_cfg.get("encoder") in ("tiny-random", "tiny-whisper"):  # tests (diva.testing)
-        from diva.testing import tiny_tokenizer
-        return tiny_tokenizer()
-    from diva.models import load_whisper
-    return load_whisper(model_cfg["encoder"])[2]
-
-
 def whisper_transcript_ids(tokenizer, text: str) -> list[int]:
     """The transcript as Whisper's decoder writes it: a leading space, no special tokens."""
     return tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
@@ -145,7 +136,8 @@ class Trainee(nn.Module):
                                       dtype=np.float32) if on else None
         self.reply_cache = FrozenCache(root, "reply", f"{model_id['llm']}|{tcfg['kl_tokens']}",
                                        dtype=np.int64) if on else None
-        self.whisper_tokenizer = whisper_tokenizer_for(model_id) if tcfg["align_whisper_weight"] else None
+        if tcfg["align_whisper_weight"] and diva.whisper_tokenizer is None:
+            raise ValueError("train.align_whisper_weight needs a DiVA built with Whisper's tokenizer")
 
     # frozen parts -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,13 +186,7 @@ class Trainee(nn.Module):
     def transcript_tokens(self, transcripts: list[str]):
         """Right-padded transcript token ids (B, T), their LLM input embeddings (B, T, d), mask (B, T)."""
         diva = self.diva
-        rows = [diva.layout.transcript_ids(t) for t in transcripts]
-        longest = max(1, max(len(r) for r in rows))
-        ids = torch.zeros(len(rows), longest, dtype=torch.long, device=diva.device)
-        mask = torch.zeros(len(rows), longest, dtype=torch.long, device=diva.device)
-        for b, row in enumerate(rows):
-            ids[b, :len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[b, :len(row)] = 1
+        ids, mask = right_pad_ids([diva.layout.transcript_ids(t) for t in transcripts], diva.device)
         embeds = diva.llm.get_input_embeddings()(ids).detach().float()
         return ids, embeds, mask
 
@@ -279,21 +265,25 @@ class Trainee(nn.Module):
         if cfg["align_whisper_weight"]:
             w_ids, w_mask = self.whisper_tokens(transcripts)
             table = self.diva.connector.embed_tokens.weight  # Whisper's token table = its tied head
-            blank = self.whisper_tokenizer.eos_token_id if cfg["align_whisper_blank"] else None
+            blank = self.diva.whisper_tokenizer.eos_token_id if cfg["align_whisper_blank"] else None
             out["align_whisper"] = whisper_token_ce_loss(states, w_ids, w_mask, table, blank)
             out["align_loss"] = out["align_loss"] + cfg["align_whisper_weight"] * out["align_whisper"]
         return out
 
     def whisper_tokens(self, transcripts: list[str]):
         """Right-padded Whisper token ids of the transcripts (B, T) and their mask (B, T)."""
-        rows = [whisper_transcript_ids(self.whisper_tokenizer, t) for t in transcripts]
-        device = self.diva.device
-        ids = torch.zeros(len(rows), max(1, max(len(r) for r in rows)), dtype=torch.long, device=device)
-        mask = torch.zeros_like(ids)
-        for b, row in enumerate(rows):
-            ids[b, :len(row)] = torch.tensor(row, dtype=torch.long)
-            mask[b, :len(row)] = 1
-        return ids, mask
+        tokenizer = self.diva.whisper_tokenizer
+        return right_pad_ids([whisper_transcript_ids(tokenizer, t) for t in transcripts], self.diva.device)
+
+
+def right_pad_ids(rows: list[list[int]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows -> right-padded ids (B, T) and a 0/1 mask (B, T); T >= 1."""
+    ids = torch.zeros(len(rows), max(1, max(len(r) for r in rows)), dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for b, row in enumerate(rows):
+        ids[b, :len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[b, :len(row)] = 1
+    return ids, mask
 
 
 # --- schedule, checkpoints, logs --------------------------------------------------------------------

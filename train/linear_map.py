@@ -17,11 +17,9 @@ import torch
 
 def shared_token_pairs(whisper_tokenizer, llm_tokenizer, whisper_rows: int) -> torch.Tensor:
     """(M, 2) [whisper id, llm id] for the non-special tokens spelled the same in both."""
-    specials = set(whisper_tokenizer.all_special_ids) | set(whisper_tokenizer.get_added_vocab().values())
-    llm_vocab = llm_tokenizer.get_vocab()
-    pairs = sorted((wid, llm_vocab[piece]) for piece, wid in whisper_tokenizer.get_vocab().items()
-                   if piece in llm_vocab and wid < whisper_rows and wid not in specials)
-    return torch.tensor(pairs, dtype=torch.long)
+    from diva.bridge import same_spelled_tokens
+    shared, _ = same_spelled_tokens(whisper_tokenizer, llm_tokenizer, whisper_rows)
+    return torch.tensor(shared, dtype=torch.long)
 
 
 def linear_map_p_at_1(whisper_table, llm_table, pairs, held_out: int, ridge: float = 1e-2, seed: int = 0) -> float:

@@ -83,8 +83,8 @@ class Reader:
             raise ValueError(f"head must be llm or whisper, got {head!r}")
         self.diva, self.head = diva, head
         if head == "whisper":
-            from train.distill import whisper_tokenizer_for, whisper_transcript_ids
-            self.tokenizer = whisper_tokenizer_for({"encoder": diva.config.encoder})
+            from train.distill import whisper_transcript_ids
+            self.tokenizer = diva.whisper_tokenizer
             self.tokenize = lambda text: whisper_transcript_ids(self.tokenizer, text)
         else:
             self.tokenizer, self.tokenize = diva.tokenizer, diva.layout.transcript_ids
