@@ -58,7 +58,16 @@ class VocabularyBridge(nn.Module):
         targets = llm_table.detach()[token_map.clamp(min=0)] * (token_map >= 0).unsqueeze(1).to(llm_table.dtype)
         self.register_buffer("whisper_table", whisper_table.detach(), persistent=False)
         self.register_buffer("targets", targets, persistent=False)
+        self.register_buffer("carries_word", token_map >= 0, persistent=False)
+
+    def head_logits(self, states: torch.Tensor) -> torch.Tensor:
+        return states @ self.whisper_table.to(states.dtype).T
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        logits = states @ self.whisper_table.to(states.dtype).T / self.temperature
-        return logits.softmax(-1) @ self.targets.to(states.dtype)
+        probs = (self.head_logits(states) / self.temperature).softmax(-1)
+        return probs @ self.targets.to(states.dtype)
+
+    def word_slots(self, states: torch.Tensor) -> torch.Tensor:
+        """(...,) True where Whisper's head reads a token that maps to an LLM token (not a special
+        token such as the blank)."""
+        return self.carries_word[self.head_logits(states).argmax(-1)]

@@ -31,6 +31,9 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm,
               "n_queries": model.config.n_queries, "encoder_seconds": model.config.encoder_seconds,
               "projection": model.config.projection, **(extra or {})}
+    if model.config.projection == "whisper-vocab":
+        config["bridge_temperature"] = model.config.bridge_temperature
+        config["bridge_blank"] = model.config.bridge_blank
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -91,7 +94,9 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
         state["projection.weight"] = state["projection.weight"].t().contiguous()
     config = DivaConfig(encoder=raw["reference_encoder"], llm=raw["reference_decoder"],
                         n_queries=state["query_tokens"].shape[0],
-                        encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection)
+                        encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection,
+                        bridge_temperature=raw.get("bridge_temperature", 1.0),
+                        bridge_blank=raw.get("bridge_blank", "zero"))
     return config, state, raw
 
 

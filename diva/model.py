@@ -31,6 +31,9 @@ class DivaConfig:
     encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on the first
                                           # N seconds only (faster; audio past it is not heard)
     projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge, an ablation)
+    bridge_temperature: float = 1.0       # whisper-vocab only: softmax temperature over Whisper's head
+    bridge_blank: str = "zero"            # whisper-vocab only: slots read as a special token (the blank)
+                                          # reach the LLM as zeros ("zero") or not at all ("drop")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,10 +71,15 @@ class DiVA(nn.Module):
         elif config.projection == "whisper-vocab":
             if whisper_tokenizer is None:
                 raise ValueError("projection 'whisper-vocab' needs Whisper's tokenizer")
+            if not config.bridge_temperature > 0:
+                raise ValueError(f"bridge_temperature must be > 0, got {config.bridge_temperature}")
+            if config.bridge_blank not in ("zero", "drop"):
+                raise ValueError(f"bridge_blank must be 'zero' or 'drop', got {config.bridge_blank!r}")
             from diva.bridge import VocabularyBridge, whisper_to_llm_ids
             table = self.connector.embed_tokens.weight
             token_map = whisper_to_llm_ids(whisper_tokenizer, tokenizer, table.shape[0])
-            self.projection = VocabularyBridge(table, llm.get_input_embeddings().weight, token_map)
+            self.projection = VocabularyBridge(table, llm.get_input_embeddings().weight, token_map,
+                                               temperature=config.bridge_temperature)
         else:
             raise ValueError(f"projection must be 'linear' or 'whisper-vocab', got {config.projection!r}")
         device = next(llm.parameters()).device
@@ -135,17 +143,28 @@ class DiVA(nn.Module):
         """Connector + projection: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
         return self.projection(self.connector_states(encoder_states))
 
+    def kept_slots(self, connector_states: torch.Tensor) -> torch.Tensor | None:
+        """(B, n_queries) True for the slots the LLM sees; None: all of them. Only a bridge with
+        bridge_blank 'drop' leaves out the slots that Whisper's head reads as a special token."""
+        if self.config.projection == "whisper-vocab" and self.config.bridge_blank == "drop":
+            return self.projection.word_slots(connector_states)
+        return None
+
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:
         table = self.llm.get_input_embeddings()
         return table(torch.tensor(ids, dtype=torch.long, device=self.device))
 
-    def audio_inputs(self, virtual_tokens: torch.Tensor, prompts: list[str | None] | None = None):
-        """[prefix][prompt][virtual tokens][suffix] per example, left-padded."""
+    def audio_inputs(self, virtual_tokens: torch.Tensor, prompts: list[str | None] | None = None,
+                     keep: torch.Tensor | None = None):
+        """[prefix][prompt][virtual tokens][suffix] per example, left-padded; `keep` (B, n_queries)
+        selects the virtual tokens to hand over (kept_slots)."""
         prompts = prompts or [None] * virtual_tokens.shape[0]
         rows = []
-        for tokens, prompt in zip(virtual_tokens, prompts):
+        for i, (tokens, prompt) in enumerate(zip(virtual_tokens, prompts)):
             before, after = self.layout.around_audio(prompt)
+            if keep is not None:
+                tokens = tokens[keep[i]]
             rows.append(torch.cat([self.embed_ids(before), tokens, self.embed_ids(after)]))
         return left_pad(rows)
 
@@ -161,17 +180,22 @@ class DiVA(nn.Module):
                                      use_cache=False)
         return out.last_hidden_state[:, -1]
 
-    def speech_tokens(self, audios: list[np.ndarray]) -> torch.Tensor:
-        """Audio arrays (16 kHz) -> virtual tokens (B, n_queries, d_llm)."""
+    def speech_states(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Audio arrays (16 kHz) -> connector states (B, n_queries, d_whisper)."""
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         if longest > self.config.encoder_seconds:
             warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: this DiVA hears only the first "
-                                           f"{self.config.encoder_seconds:g} s"), stacklevel=3)
-        return self.virtual_tokens(self.encode(self.features(audios)))
+                                           f"{self.config.encoder_seconds:g} s"), stacklevel=4)
+        return self.connector_states(self.encode(self.features(audios)))
+
+    def speech_tokens(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Audio arrays (16 kHz) -> virtual tokens (B, n_queries, d_llm), every slot."""
+        return self.projection(self.speech_states(audios))
 
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
-        return self.audio_inputs(self.speech_tokens(audios), prompts)
+        states = self.speech_states(audios)
+        return self.audio_inputs(self.projection(states), prompts, self.kept_slots(states))
 
 
 def encode_window(encoder, features: torch.Tensor, frames: int) -> torch.Tensor:

@@ -310,3 +310,44 @@ def test_linear_map_check_finds_tokens_when_the_tables_are_linearly_related():
     assert linear_map_p_at_1(whisper_table, related, pairs, held_out=50) == 1.0
     unrelated = torch.randn(len(tok), 24)                         # none: about chance
     assert linear_map_p_at_1(whisper_table, unrelated, pairs, held_out=50) < 0.2
+
+
+def test_bridge_temperature_sharpens_and_word_slots_mark_the_blank():
+    from diva.bridge import VocabularyBridge, whisper_to_llm_ids
+    tok = tiny_tokenizer()
+    token_map = whisper_to_llm_ids(tok, tok, len(tok))
+    specials = set(tok.all_special_ids)
+    word, other = [i for i in range(6) if i not in specials][:2]
+    blank = next(i for i in range(6) if i in specials)
+    whisper_table, llm_table = torch.eye(len(tok), 6), torch.randn(len(tok), 4)
+    unsure = torch.zeros(2, 6)
+    unsure[:, word], unsure[:, other] = 2.0, 1.0           # word ahead of the other, not by much
+    unsure[1, blank] = 3.0                                 # ... and, in slot 1, the blank ahead of both
+    soft = VocabularyBridge(whisper_table, llm_table, token_map)(unsure)
+    sharp_bridge = VocabularyBridge(whisper_table, llm_table, token_map, temperature=0.05)
+    sharp = sharp_bridge(unsure)
+    assert (sharp[0] - llm_table[word]).norm() < 1e-3 < (soft[0] - llm_table[word]).norm()
+    assert sharp_bridge.word_slots(unsure).tolist() == [True, False]
+    with pytest.raises(ValueError, match="bridge_temperature"):
+        tiny_diva(projection="whisper-vocab", bridge_temperature=0.0)
+    with pytest.raises(ValueError, match="bridge_blank"):
+        tiny_diva(projection="whisper-vocab", bridge_blank="skip")
+
+
+def test_bridge_that_drops_blank_slots_hands_the_llm_only_word_slots(tmp_path):
+    diva = tiny_diva(n_queries=4, projection="whisper-vocab", bridge_blank="drop")
+    zero = tiny_diva(n_queries=4, projection="whisper-vocab")
+    states = torch.randn(2, 4, diva.connector.config.d_model)
+    keep = torch.tensor([[True, False, True, True], [False, False, False, True]])
+    virtual = diva.projection(states)
+    embeds, mask = diva.audio_inputs(virtual, keep=keep)
+    full, full_mask = diva.audio_inputs(virtual)
+    assert mask.sum(1).tolist() == [full_mask.sum(1)[0] - 1, full_mask.sum(1)[1] - 3]
+    before, after = diva.layout.around_audio(None)
+    expected = torch.cat([diva.embed_ids(before), virtual[1, 3:], diva.embed_ids(after)])
+    assert torch.equal(embeds[1, mask[1].bool()], expected)     # only slot 3 of example 1 is kept
+    read = diva.projection.word_slots(states)
+    assert torch.equal(diva.kept_slots(states), read) and zero.kept_slots(states) is None
+    save_connector(diva, tmp_path / "drop")
+    config, _, raw = read_checkpoint(tmp_path / "drop")
+    assert (config.bridge_blank, config.bridge_temperature) == ("drop", 1.0) == (raw["bridge_blank"], 1.0)

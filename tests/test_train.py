@@ -256,13 +256,22 @@ def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpu
     assert (logged["align_whisper"] > 0).all()
     cfg = _cfg(tmp_path, settings, loss="distill", align_weight=0.0, align_whisper_weight=1.0,
                steps=2, init_from=str(first / "final"), run_dir=str(tmp_path / "bridge"))
-    cfg["model"]["projection"] = "whisper-vocab"
+    cfg["model"].update(projection="whisper-vocab", bridge_temperature=0.5, bridge_blank="drop")
     second = train(cfg)
     config, state, _ = read_checkpoint(second / "final")
     assert config.projection == "whisper-vocab" and not any(k.startswith("projection.") for k in state)
+    assert (config.bridge_temperature, config.bridge_blank) == (0.5, "drop")
     _, first_state, _ = read_checkpoint(first / "final")
     assert not torch.equal(state["query_tokens"], first_state["query_tokens"])  # stage 2 trained on
     assert "Whisper-head cross-entropy x1.0" in stage_summary(second / "final")
+
+    # a 0-step run validates the connector it starts from and leaves it as it was
+    cfg["train"].update(steps=0, init_from=str(second / "final"), run_dir=str(tmp_path / "zero"))
+    zero = train(cfg)
+    rows = pd.read_csv(zero / "metrics.csv")
+    assert rows["split"].tolist() == ["valid"] and rows["step"].tolist() == [0] and rows["distill"][0] > 0
+    _, unchanged, _ = read_checkpoint(zero / "final")
+    assert all(torch.equal(unchanged[k], v) for k, v in state.items())
 
 
 def test_init_from_a_missing_stage_says_what_to_run(tmp_path):

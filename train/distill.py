@@ -54,15 +54,15 @@ DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align
 # --- model and data ---------------------------------------------------------------------------------
 def build_model(model_cfg: dict):
     from diva.model import DiVA, DivaConfig
+    options = dict(encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
+                   projection=model_cfg.get("projection", "linear"),
+                   bridge_temperature=model_cfg.get("bridge_temperature", 1.0),
+                   bridge_blank=model_cfg.get("bridge_blank", "zero"))
     if model_cfg.get("encoder") == "tiny-random":  # tests: tiny random Whisper and Llama
         from diva.testing import tiny_diva
-        return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0),
-                         encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
-                         projection=model_cfg.get("projection", "linear"))
+        return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0), **options)
     return DiVA.from_config(DivaConfig(encoder=model_cfg["encoder"], llm=model_cfg["llm"],
-                                       n_queries=model_cfg["n_queries"],
-                                       encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
-                                       projection=model_cfg.get("projection", "linear")))
+                                       n_queries=model_cfg["n_queries"], **options))
 
 
 def whisper_transcript_ids(tokenizer, text: str) -> list[int]:
@@ -218,7 +218,7 @@ class Trainee(nn.Module):
             out = self.alignment(virtual, transcripts, states)
             return {**out, "loss": out.pop("align_loss")}
         out: dict[str, torch.Tensor] = {}
-        a_embeds, a_mask = diva.audio_inputs(virtual)
+        a_embeds, a_mask = diva.audio_inputs(virtual, keep=diva.kept_slots(states))
         with _autocast(cfg["precision"], diva.device):
             if cfg["loss"] == "sft":
                 eos = diva.tokenizer.eos_token_id
@@ -438,7 +438,8 @@ def validate(trainee: Trainee, valid, n: int, batch: int) -> dict:
             audio_h = trainee.last_audio_hidden
         else:
             enc = trainee.encoder_states(audios, keys)
-            a_embeds, a_mask = diva.audio_inputs(diva.virtual_tokens(enc))
+            states = diva.connector_states(enc)
+            a_embeds, a_mask = diva.audio_inputs(diva.projection(states), keep=diva.kept_slots(states))
             with _autocast(trainee.tcfg["precision"], diva.device):
                 audio_h = diva.last_hidden(a_embeds, a_mask)
         head = diva.llm.get_output_embeddings()
@@ -547,6 +548,10 @@ def train(cfg: dict) -> Path:
             save_checkpoint(run, step, diva, optimizer, scheduler, position, tcfg["keep_checkpoints"])
             plot_curves(run)
     bar.close()
+    if valid is not None and tcfg["steps"] == 0:  # a 0-step run validates the connector it starts from
+        row = validate(core, valid, tcfg["eval_examples"], tcfg["batch_size"])
+        metrics.write({"step": 0, "split": "valid", **row, "seconds": time.time() - started})
+        accelerator.print("step 0 valid: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()))
     if accelerator.is_main_process and step >= tcfg["steps"]:
         finish(run, diva, cfg, tcfg, step)
     return run
