@@ -18,4 +18,6 @@ class DivaAssistant(LocalLLMAssistant):
 
     def turn_content(self, audio):
         with torch.no_grad():
-            return self.model.speech_tokens([audio])[0], None
+            states = self.model.speech_states([audio])
+            tokens, keep = self.model.projection(states)[0], self.model.kept_slots(states)
+            return (tokens if keep is None else tokens[keep[0]]), None
