@@ -64,10 +64,11 @@ class VocabularyBridge(nn.Module):
         return states @ self.whisper_table.to(states.dtype).T
 
     def forward(self, states: torch.Tensor) -> torch.Tensor:
-        probs = (self.head_logits(states) / self.temperature).softmax(-1)
-        return probs @ self.targets.to(states.dtype)
+        return self.read(states)[0]
 
-    def word_slots(self, states: torch.Tensor) -> torch.Tensor:
-        """(...,) True where Whisper's head reads a token that maps to an LLM token (not a special
-        token such as the blank)."""
-        return self.carries_word[self.head_logits(states).argmax(-1)]
+    def read(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass through Whisper's head: the LLM embeddings (..., d_llm) and the word slots (...,),
+        True where the head's top token maps to an LLM token (not a special token such as the blank)."""
+        logits = self.head_logits(states)
+        probs = (logits / self.temperature).softmax(-1)
+        return probs @ self.targets.to(states.dtype), self.carries_word[logits.argmax(-1)]

@@ -143,12 +143,13 @@ class DiVA(nn.Module):
         """Connector + projection: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
         return self.projection(self.connector_states(encoder_states))
 
-    def kept_slots(self, connector_states: torch.Tensor) -> torch.Tensor | None:
-        """(B, n_queries) True for the slots the LLM sees; None: all of them. Only a bridge with
-        bridge_blank 'drop' leaves out the slots that Whisper's head reads as a special token."""
+    def project(self, connector_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Connector states -> virtual tokens (B, n_queries, d_llm) and the slots the LLM sees
+        (B, n_queries), None for all of them. Only a bridge with bridge_blank 'drop' leaves out the
+        slots that Whisper's head reads as a special token."""
         if self.config.projection == "whisper-vocab" and self.config.bridge_blank == "drop":
-            return self.projection.word_slots(connector_states)
-        return None
+            return self.projection.read(connector_states)
+        return self.projection(connector_states), None
 
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -158,7 +159,7 @@ class DiVA(nn.Module):
     def audio_inputs(self, virtual_tokens: torch.Tensor, prompts: list[str | None] | None = None,
                      keep: torch.Tensor | None = None):
         """[prefix][prompt][virtual tokens][suffix] per example, left-padded; `keep` (B, n_queries)
-        selects the virtual tokens to hand over (kept_slots)."""
+        selects the virtual tokens to hand over (project)."""
         prompts = prompts or [None] * virtual_tokens.shape[0]
         rows = []
         for i, (tokens, prompt) in enumerate(zip(virtual_tokens, prompts)):
@@ -195,7 +196,8 @@ class DiVA(nn.Module):
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
         states = self.speech_states(audios)
-        return self.audio_inputs(self.projection(states), prompts, self.kept_slots(states))
+        virtual, keep = self.project(states)
+        return self.audio_inputs(virtual, prompts, keep)
 
 
 def encode_window(encoder, features: torch.Tensor, frames: int) -> torch.Tensor:

@@ -96,6 +96,6 @@ def test_a_bridge_that_drops_blanks_hands_a_conversation_turn_only_its_word_slot
     read = model.projection.head_logits(states)[0].argmax(-1)
     model.projection.carries_word[read[0]] = False        # what slot 0 reads now counts as a blank
     tokens, _ = DivaAssistant("tiny-drop", model).turn_content(audio)
-    keep = model.kept_slots(states)[0]
+    keep = model.project(states)[1][0]
     assert not keep[0] and tokens.shape[0] == int(keep.sum()) < 8
     assert torch.allclose(tokens, model.projection(states)[0][keep])

@@ -327,7 +327,7 @@ def test_bridge_temperature_sharpens_and_word_slots_mark_the_blank():
     sharp_bridge = VocabularyBridge(whisper_table, llm_table, token_map, temperature=0.05)
     sharp = sharp_bridge(unsure)
     assert (sharp[0] - llm_table[word]).norm() < 1e-3 < (soft[0] - llm_table[word]).norm()
-    assert sharp_bridge.word_slots(unsure).tolist() == [True, False]
+    assert sharp_bridge.read(unsure)[1].tolist() == [True, False]
     with pytest.raises(ValueError, match="bridge_temperature"):
         tiny_diva(projection="whisper-vocab", bridge_temperature=0.0)
     with pytest.raises(ValueError, match="bridge_blank"):
@@ -346,8 +346,9 @@ def test_bridge_that_drops_blank_slots_hands_the_llm_only_word_slots(tmp_path):
     before, after = diva.layout.around_audio(None)
     expected = torch.cat([diva.embed_ids(before), virtual[1, 3:], diva.embed_ids(after)])
     assert torch.equal(embeds[1, mask[1].bool()], expected)     # only slot 3 of example 1 is kept
-    read = diva.projection.word_slots(states)
-    assert torch.equal(diva.kept_slots(states), read) and zero.kept_slots(states) is None
+    read = diva.projection.read(states)[1]
+    assert torch.equal(diva.project(states)[1], read) and zero.project(states)[1] is None
+    assert torch.allclose(diva.project(states)[0], virtual)
     save_connector(diva, tmp_path / "drop")
     config, _, raw = read_checkpoint(tmp_path / "drop")
     assert (config.bridge_blank, config.bridge_temperature) == ("drop", 1.0) == (raw["bridge_blank"], 1.0)

@@ -213,12 +213,12 @@ class Trainee(nn.Module):
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
         states = diva.connector_states(enc)
-        virtual = diva.projection(states)
+        virtual, keep = diva.project(states)
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
             out = self.alignment(virtual, transcripts, states)
             return {**out, "loss": out.pop("align_loss")}
         out: dict[str, torch.Tensor] = {}
-        a_embeds, a_mask = diva.audio_inputs(virtual, keep=diva.kept_slots(states))
+        a_embeds, a_mask = diva.audio_inputs(virtual, keep=keep)
         with _autocast(cfg["precision"], diva.device):
             if cfg["loss"] == "sft":
                 eos = diva.tokenizer.eos_token_id
@@ -438,8 +438,8 @@ def validate(trainee: Trainee, valid, n: int, batch: int) -> dict:
             audio_h = trainee.last_audio_hidden
         else:
             enc = trainee.encoder_states(audios, keys)
-            states = diva.connector_states(enc)
-            a_embeds, a_mask = diva.audio_inputs(diva.projection(states), keep=diva.kept_slots(states))
+            virtual, keep = diva.project(diva.connector_states(enc))
+            a_embeds, a_mask = diva.audio_inputs(virtual, keep=keep)
             with _autocast(trainee.tcfg["precision"], diva.device):
                 audio_h = diva.last_hidden(a_embeds, a_mask)
         head = diva.llm.get_output_embeddings()

@@ -18,6 +18,5 @@ class DivaAssistant(LocalLLMAssistant):
 
     def turn_content(self, audio):
         with torch.no_grad():
-            states = self.model.speech_states([audio])
-            tokens, keep = self.model.projection(states)[0], self.model.kept_slots(states)
-            return (tokens if keep is None else tokens[keep[0]]), None
+            virtual, keep = self.model.project(self.model.speech_states([audio]))
+            return (virtual[0] if keep is None else virtual[0][keep[0]]), None
