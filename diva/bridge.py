@@ -66,9 +66,17 @@ class VocabularyBridge(nn.Module):
     def forward(self, states: torch.Tensor) -> torch.Tensor:
         return self.read(states)[0]
 
-    def read(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One pass through Whisper's head: the LLM embeddings (..., d_llm) and the word slots (...,),
-        True where the head's top token maps to an LLM token (not a special token such as the blank)."""
+    def read(self, states: torch.Tensor, collapse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pass through Whisper's head: the LLM embeddings (..., Q, d_llm) and the word slots
+        (..., Q), True where the head's top token maps to an LLM token (not a special token such as
+        the blank). With `collapse` (CTC's reading), a slot whose top token is the previous slot's
+        is not a word slot either: "is|is|<blank>|water" carries "is water"."""
         logits = self.head_logits(states)
         probs = (logits / self.temperature).softmax(-1)
-        return probs @ self.targets.to(states.dtype), self.carries_word[logits.argmax(-1)]
+        top = logits.argmax(-1)
+        words = self.carries_word[top]
+        if collapse:
+            repeated = torch.zeros_like(words)
+            repeated[..., 1:] = top[..., 1:] == top[..., :-1]
+            words = words & ~repeated
+        return probs @ self.targets.to(states.dtype), words

@@ -9,6 +9,7 @@
   virtual token back as its nearest LLM input embedding.
 - whisper_token_ce_loss: an ablation: the aligned connector states read through Whisper's own
   output head, against the transcript's Whisper tokens.
+- whisper_token_ctc_loss: the same reading trained with CTC over all the slots (an ablation).
 - response_kl_loss: an ablation. KL(teacher || student) over the next-token distributions at the
   response positions (teacher: the text branch; student: the audio branch), masked mean.
 - transcript_ce_loss: the SFT baseline's cross-entropy on transcript tokens.
@@ -114,6 +115,25 @@ def whisper_token_ce_loss(connector_states: torch.Tensor, whisper_ids: torch.Ten
     per_slot = F.cross_entropy(logits_of(h), torch.full((h.shape[0],), blank_id, device=h.device),
                                reduction="none")
     return words + _mean_over_selected_slots(per_slot, free)
+
+
+def whisper_token_ctc_loss(connector_states: torch.Tensor, whisper_ids: torch.Tensor,
+                           whisper_mask: torch.Tensor, whisper_table: torch.Tensor, blank_id: int) -> torch.Tensor:
+    """An ablation: the slots read through Whisper's tied head (as whisper_token_ce_loss) and
+    trained with CTC (blank = `blank_id`) over ALL Q slots, instead of asking slot Q - N + i for
+    token i. Any monotonic placement of the words counts, a word may fill several slots, so no slot
+    has to know how many words come before it; the bridge then reads it with bridge_blank
+    'collapse'. Transcripts are capped at Q tokens; one that cannot fit (repeats need a blank
+    between them) contributes 0. Per-example loss divided by its target length, batch mean."""
+    table = whisper_table.detach().float()
+    log_probs = (connector_states.float() @ table.T).log_softmax(-1).transpose(0, 1)     # (Q, B, V)
+    Q, B = log_probs.shape[:2]
+    lengths = whisper_mask.long().sum(1).clamp(max=Q)
+    if not bool((lengths > 0).any()):
+        return connector_states.sum() * 0.0
+    targets = whisper_ids[:, :max(int(lengths.max()), 1)]
+    return F.ctc_loss(log_probs, targets, torch.full((B,), Q, dtype=torch.long), lengths,
+                      blank=blank_id, reduction="mean", zero_infinity=True)
 
 
 def response_kl_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,

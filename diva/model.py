@@ -21,6 +21,7 @@ from diva.prompt import PromptLayout
 
 
 UNUSED_CONNECTOR_PREFIX = "embed_tokens."  # Whisper's token table, copied but never read
+BRIDGE_BLANKS = ("zero", "drop", "collapse")
 
 
 @dataclass
@@ -33,7 +34,9 @@ class DivaConfig:
     projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge, an ablation)
     bridge_temperature: float = 1.0       # whisper-vocab only: softmax temperature over Whisper's head
     bridge_blank: str = "zero"            # whisper-vocab only: slots read as a special token (the blank)
-                                          # reach the LLM as zeros ("zero") or not at all ("drop")
+                                          # reach the LLM as zeros ("zero") or not at all ("drop");
+                                          # "collapse" also leaves out a repeat of the previous slot's
+                                          # token (CTC's reading, for train.align_whisper_ctc)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,8 +76,8 @@ class DiVA(nn.Module):
                 raise ValueError("projection 'whisper-vocab' needs Whisper's tokenizer")
             if not config.bridge_temperature > 0:
                 raise ValueError(f"bridge_temperature must be > 0, got {config.bridge_temperature}")
-            if config.bridge_blank not in ("zero", "drop"):
-                raise ValueError(f"bridge_blank must be 'zero' or 'drop', got {config.bridge_blank!r}")
+            if config.bridge_blank not in BRIDGE_BLANKS:
+                raise ValueError(f"bridge_blank must be one of {BRIDGE_BLANKS}, got {config.bridge_blank!r}")
             from diva.bridge import VocabularyBridge, whisper_to_llm_ids
             table = self.connector.embed_tokens.weight
             token_map = whisper_to_llm_ids(whisper_tokenizer, tokenizer, table.shape[0])
@@ -145,10 +148,11 @@ class DiVA(nn.Module):
 
     def project(self, connector_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Connector states -> virtual tokens (B, n_queries, d_llm) and the slots the LLM sees
-        (B, n_queries), None for all of them. Only a bridge with bridge_blank 'drop' leaves out the
-        slots that Whisper's head reads as a special token."""
-        if self.config.projection == "whisper-vocab" and self.config.bridge_blank == "drop":
-            return self.projection.read(connector_states)
+        (B, n_queries), None for all of them. Only a bridge with bridge_blank 'drop' or 'collapse'
+        leaves out the slots that Whisper's head reads as a special token (and, for 'collapse', as
+        the previous slot's token)."""
+        if self.config.projection == "whisper-vocab" and self.config.bridge_blank != "zero":
+            return self.projection.read(connector_states, collapse=self.config.bridge_blank == "collapse")
         return self.projection(connector_states), None
 
     # ---- LLM inputs in the chat-template layout ---------------------------------------------

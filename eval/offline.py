@@ -42,12 +42,13 @@ def stable_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
-def test_voices() -> list[str]:
-    """The held-out voices that can speak on this machine, in registry order."""
-    from diva.voices import TEST_VOICES, get_voice
-    voices = [v for v in TEST_VOICES if get_voice(v).available]
+def held_out_voices(split: str = "test") -> list[str]:
+    """The held-out voices of a split ("test": the suites; "valid": the selection set) that can
+    speak on this machine, in registry order."""
+    from diva.voices import TEST_VOICES, VALID_VOICES, get_voice
+    voices = [v for v in {"test": TEST_VOICES, "valid": VALID_VOICES}[split] if get_voice(v).available]
     if not voices:
-        raise RuntimeError("none of the TEST voices can run here (see diva/voices.py)")
+        raise RuntimeError(f"none of the {split.upper()} voices can run here (see diva/voices.py)")
     return voices
 
 
@@ -58,15 +59,15 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
-def build_clips(set_name: str, clips: list[tuple[str, str, int]]) -> dict[str, dict]:
-    """Synthesise (clip_id, text, position) clips that are missing or stale; return the manifest
-    entries {clip_id: {text, voice, seed, file}} for the requested clips."""
+def build_clips(set_name: str, clips: list[tuple[str, str, int]], split: str = "test") -> dict[str, dict]:
+    """Synthesise (clip_id, text, position) clips that are missing or stale, spoken by the `split`
+    voices; return the manifest entries {clip_id: {text, voice, seed, file}} for the requested clips."""
     from diva.voices import synthesize
     folder = build_root() / set_name
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    voices = test_voices()
+    voices = held_out_voices(split)
     changed = False
     for clip_id, text, position in clips:
         want = {"text": text, "voice": voices[position % len(voices)], "seed": stable_seed(clip_id),
@@ -91,15 +92,22 @@ def _take(rows: list[dict], limit: int | None) -> list[tuple[int, dict]]:
 
 
 # ---- the three sets -------------------------------------------------------------------------
-def spoken_qa(limit: int | None = None, data_dir: str | None = None) -> list[Item]:
+def spoken_qa(limit: int | None = None, data_dir: str | None = None, set_name: str = "spoken_qa",
+              split: str = "test") -> list[Item]:
     """Factual questions with short answers (aliases accepted) that SmolLM2-135M-Instruct
     answers correctly as text."""
-    rows = _take(read_jsonl("spoken_qa.jsonl"), limit)
-    clips = build_clips("spoken_qa", [(r["id"], r["question"], i) for i, r in rows])
+    rows = _take(read_jsonl(f"{set_name}.jsonl"), limit)
+    clips = build_clips(set_name, [(r["id"], r["question"], i) for i, r in rows], split)
     return [Item(item_id=r["id"], reference=list(r["answers"]), transcript=r["question"],
                  audio=clips[r["id"]]["path"], fields={"question": r["question"],
                                                        "voice": clips[r["id"]]["voice"]})
             for _, r in rows]
+
+
+def spoken_qa_select(limit: int | None = None, data_dir: str | None = None) -> list[Item]:
+    """The selection set: other questions of the same kinds, spoken by the VALID voices, on which
+    training options and checkpoints are chosen (the test set's voices and questions never are)."""
+    return spoken_qa(limit, data_dir, set_name="spoken_qa_select", split="valid")
 
 
 def spoken_sentiment(limit: int | None = None, data_dir: str | None = None) -> list[Item]:

@@ -35,6 +35,7 @@ class Task:
     vocabulary: Mapping[str, str] = field(default_factory=dict)  # answer word -> label
     max_new_tokens: int = 48
     compare_to_text_mini: bool = False           # spoken-qa: agreement with text-mini's answers
+    selection: bool = False                      # a set for choosing options, run only when named
     notes: str = ""
 
     def prompt(self, item: Item, prompt_id: str | None = None) -> str | None:
@@ -65,7 +66,7 @@ def select(suite: str = "all", names: list[str] | None = None, include_real: boo
     if names:
         return [get_task(n) for n in names]
     return [t for t in TASKS.values()
-            if (suite == "all" or t.suite == suite) and (t.offline or include_real)]
+            if (suite == "all" or t.suite == suite) and (t.offline or include_real) and not t.selection]
 
 
 # ---- label vocabularies (label normalisation) -----------------------------------------------
@@ -84,6 +85,14 @@ register(Task(
     source="eval/data/spoken_qa.jsonl", offline=True, max_new_tokens=32,
     target="short factual answer; any listed alias counts", compare_to_text_mini=True,
     notes="accuracy = an accepted answer appears in the response (whole words, SQuAD-normalised)"))
+
+register(Task(
+    name="spoken-qa-select", suite="qa", kind="qa", load=offline.spoken_qa_select,
+    prompts={"none": None, "short": "Answer the question in a few words."}, prompt_id="none",
+    source="eval/data/spoken_qa_select.jsonl", offline=True, max_new_tokens=32,
+    target="short factual answer; any listed alias counts", compare_to_text_mini=True, selection=True,
+    notes="the selection set: new questions spoken by VALID voices, for choosing training options "
+          "and checkpoints; run only when named"))
 
 register(Task(
     name="spoken-sentiment", suite="classification", kind="label", load=offline.spoken_sentiment,

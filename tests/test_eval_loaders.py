@@ -75,8 +75,9 @@ def test_covost2_all_paper_targets_with_language_names():
 
 def test_registry_shape():
     offline = [t.name for t in select("all")]
-    assert offline == ["spoken-qa", "spoken-sentiment", "spoken-translation"]
-    assert {t.name for t in select("all", include_real=True)} == set(TASKS)
+    assert offline == ["spoken-qa", "spoken-sentiment", "spoken-translation"]   # the selection set only by name
+    assert [t.name for t in select(names=["spoken-qa-select"])] == ["spoken-qa-select"]
+    assert {t.name for t in select("all", include_real=True)} == set(TASKS) - {"spoken-qa-select"}
     assert [t.name for t in select("qa", include_real=True)] == ["spoken-qa", "heysquad", "sdqa"]
     for task in TASKS.values():
         assert task.prompt_id in task.prompts and task.source and task.target
@@ -84,3 +85,17 @@ def test_registry_shape():
             assert set(task.vocabulary.values()) <= set(task.labels)
     with pytest.raises(KeyError):
         get_task("nope")
+
+
+def test_selection_set_is_spoken_by_valid_voices_and_shares_no_question_with_the_test_set(tmp_path, monkeypatch):
+    import json
+    from diva.voices import TEST_VOICES, VALID_VOICES
+    monkeypatch.setenv("DIVA_EVAL_DATA", str(tmp_path))
+    items = get_task("spoken-qa-select").load(limit=2)
+    assert len(items) == 2 and all(it.fields["voice"] in VALID_VOICES for it in items)
+    assert items[0].fields["voice"] != items[1].fields["voice"] and not set(VALID_VOICES) & set(TEST_VOICES)
+    assert audio_array(items[0].audio).size > 8000                         # a real clip, 16 kHz
+    read = lambda name: [json.loads(l) for l in (Path("eval/data") / name).read_text().splitlines() if l]  # noqa: E731
+    selection, test = read("spoken_qa_select.jsonl"), read("spoken_qa.jsonl")
+    assert len(selection) >= 100 and all(r["answers"] for r in selection)
+    assert not {r["question"].lower() for r in selection} & {r["question"].lower() for r in test}

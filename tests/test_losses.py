@@ -95,6 +95,23 @@ def test_whisper_token_ce_reads_states_through_the_whisper_head():
     assert math.isclose(blank.item(), expected + math.log(2), rel_tol=1e-5)   # (log2 + log2)/2 over the batch
 
 
+def test_whisper_token_ctc_lets_a_word_fill_several_slots_but_not_swap_places():
+    from diva.losses import whisper_token_ctc_loss
+    table = torch.eye(4)                                                 # token 0 is the blank
+    spelled = torch.stack([table[t] * 30 for t in (0, 2, 2, 0, 3)]).unsqueeze(0)   # "_ 2 2 _ 3"
+    ids, mask = torch.tensor([[2, 3, 0]]), torch.tensor([[1, 1, 0]])
+    assert whisper_token_ctc_loss(spelled, ids, mask, table, blank_id=0).item() < 1e-6
+    swapped = whisper_token_ctc_loss(spelled, torch.tensor([[3, 2, 0]]), mask, table, blank_id=0)
+    assert swapped.item() > 10                                           # order matters
+    # a right-aligned CE reading of the same slots would charge for the repeat; CTC does not
+    assert whisper_token_ce_loss(spelled, ids, mask, table).item() > 10
+    uniform = torch.zeros(1, 5, 4, requires_grad=True)
+    loss = whisper_token_ctc_loss(uniform, ids, mask, table, blank_id=0)
+    loss.backward()
+    assert loss.item() > 0 and uniform.grad.abs().sum() > 0
+    assert uniform.grad[0, :, 1].gt(0).all()                             # descent lowers the unused token
+
+
 def test_response_kl_zero_for_equal_and_known_value():
     logits = torch.randn(2, 3, 5)
     mask = torch.ones(2, 3)

@@ -217,8 +217,21 @@ def test_probe_whisper_head_reads_connector_states_through_whispers_table():
     clips = [np.zeros(16_000, np.float32) + 0.01, np.full(8_000, 0.02, np.float32)]
     counts = probe(diva, clips, ["the cat", "sat"], show=0, head="whisper")
     assert counts["tokens"] == len(reader.tokenize("the cat")) + len(reader.tokenize("sat"))
+    assert 0 <= counts["wer_collapse"] and 0 <= counts["wer_drop"]
     with pytest.raises(ValueError, match="head"):
         Reader(diva, "bert")
+
+
+def test_probe_reads_slots_as_a_transcript_and_scores_its_word_errors():
+    from train.probe import slot_transcript, word_error_rate
+    tok = tiny_tokenizer()
+    ids = tok(" the cat", add_special_tokens=False).input_ids
+    blank = tok.eos_token_id
+    slots = [blank, ids[0], ids[0], blank, *ids[1:], ids[-1]]
+    assert slot_transcript(tok, slots, collapse=True) == tok.decode(ids).strip()
+    assert slot_transcript(tok, slots, collapse=False) != slot_transcript(tok, slots, collapse=True)
+    assert word_error_rate(["The cat."], ["the cat"]) == 0.0            # case and punctuation ignored
+    assert word_error_rate(["the cat sat", "a dog"], ["the cat", "a dog"]) == 0.2
 
 
 def test_oracle_virtual_tokens_hold_the_transcript_embeddings():
@@ -332,6 +345,25 @@ def test_bridge_temperature_sharpens_and_word_slots_mark_the_blank():
         tiny_diva(projection="whisper-vocab", bridge_temperature=0.0)
     with pytest.raises(ValueError, match="bridge_blank"):
         tiny_diva(projection="whisper-vocab", bridge_blank="skip")
+
+
+def test_collapsing_bridge_leaves_out_blanks_and_repeats(tmp_path):
+    from diva.bridge import VocabularyBridge, whisper_to_llm_ids
+    tok = tiny_tokenizer()
+    specials = set(tok.all_special_ids)
+    a, b = [i for i in range(8) if i not in specials][:2]
+    blank = next(i for i in range(8) if i in specials)
+    bridge = VocabularyBridge(torch.eye(len(tok), 8), torch.randn(len(tok), 4), whisper_to_llm_ids(tok, tok, len(tok)))
+    slots = [a, a, blank, a, b, b]                          # CTC's "a a _ a b b" spells "a a b"
+    states = torch.zeros(len(slots), 8)
+    states[torch.arange(len(slots)), slots] = 5.0
+    assert bridge.read(states)[1].tolist() == [True, True, False, True, True, True]
+    assert bridge.read(states, collapse=True)[1].tolist() == [True, False, False, True, True, False]
+    diva = tiny_diva(n_queries=4, projection="whisper-vocab", bridge_blank="collapse")
+    states = torch.randn(2, 4, diva.connector.config.d_model)
+    assert torch.equal(diva.project(states)[1], diva.projection.read(states, collapse=True)[1])
+    save_connector(diva, tmp_path / "collapse")
+    assert read_checkpoint(tmp_path / "collapse")[0].bridge_blank == "collapse"
 
 
 def test_bridge_that_drops_blank_slots_hands_the_llm_only_word_slots(tmp_path):

@@ -254,6 +254,12 @@ def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpu
                        align_whisper_blank=True, steps=3, run_dir=str(tmp_path / "whisper")))
     logged = pd.read_csv(first / "metrics.csv")
     assert (logged["align_whisper"] > 0).all()
+    ctc = train(_cfg(tmp_path, settings, loss="align", align_weight=0.0, align_whisper_weight=1.0,
+                     align_whisper_ctc=True, steps=2, init_from=str(first / "final"),
+                     run_dir=str(tmp_path / "ctc")))
+    ctc_rows = pd.read_csv(ctc / "metrics.csv")
+    assert ctc_rows["align_whisper"].between(0, 1e4).all()               # CTC runs (finite) from stage 1
+    assert not ctc_rows["align_whisper"].equals(logged["align_whisper"].iloc[:len(ctc_rows)])
     cfg = _cfg(tmp_path, settings, loss="distill", align_weight=0.0, align_whisper_weight=1.0,
                steps=2, init_from=str(first / "final"), run_dir=str(tmp_path / "bridge"))
     cfg["model"].update(projection="whisper-vocab", bridge_temperature=0.5, bridge_blank="drop")

@@ -36,12 +36,13 @@ import yaml
 from torch import nn
 
 from diva.losses import (distillation_loss, response_kl_loss, token_alignment_ce_loss,
-                         token_alignment_loss, transcript_ce_loss, whisper_token_ce_loss)
+                         token_alignment_loss, transcript_ce_loss, whisper_token_ce_loss,
+                         whisper_token_ctc_loss)
 from train.config import load_config
 from train.frozen_cache import FrozenCache, content_key
 
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
-                     align_whisper_weight=0.0, align_whisper_blank=False,
+                     align_whisper_weight=0.0, align_whisper_blank=False, align_whisper_ctc=False,
                      kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
@@ -265,8 +266,12 @@ class Trainee(nn.Module):
         if cfg["align_whisper_weight"]:
             w_ids, w_mask = self.whisper_tokens(transcripts)
             table = self.diva.connector.embed_tokens.weight  # Whisper's token table = its tied head
-            blank = self.diva.whisper_tokenizer.eos_token_id if cfg["align_whisper_blank"] else None
-            out["align_whisper"] = whisper_token_ce_loss(states, w_ids, w_mask, table, blank)
+            blank = self.diva.whisper_tokenizer.eos_token_id
+            if cfg["align_whisper_ctc"]:  # CTC over all slots, <|endoftext|> as its blank
+                out["align_whisper"] = whisper_token_ctc_loss(states, w_ids, w_mask, table, blank)
+            else:
+                out["align_whisper"] = whisper_token_ce_loss(states, w_ids, w_mask, table,
+                                                             blank if cfg["align_whisper_blank"] else None)
             out["align_loss"] = out["align_loss"] + cfg["align_whisper_weight"] * out["align_whisper"]
         return out
 

@@ -70,7 +70,8 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
     datacard = Path(c.get("root", "data/corpus")) / c.get("name", "") / "DATACARD.md"
     init = f"\n- Initialised from an earlier stage: {stage_summary(Path(t['init_from']))}." if t.get("init_from") else ""
     fmt = lambda row, k: (f"{float(row[k]):.4g}" if row.get(k) not in (None, "") else "n/a")
-    blank = {"drop": "slots read as a special token are left out", "zero": "slots read as a special token are zeros"}
+    blank = {"drop": "slots read as a special token are left out", "zero": "slots read as a special token are zeros",
+             "collapse": "slots read as a special token or as the previous slot's token are left out (CTC's reading)"}
     trainable = ("query tokens, the Whisper-decoder copy (Q-Former); the projection is the fixed "
                  f"vocabulary bridge (`diva/bridge.py`, no weights; softmax temperature "
                  f"{m.get('bridge_temperature', 1.0)}, {blank[m.get('bridge_blank', 'zero')]})"

@@ -97,19 +97,42 @@ class Reader:
         return whisper_head_tokens(diva, diva.connector_states(diva.encode(diva.features(audios))))
 
 
+def slot_transcript(tokenizer, ids: list[int], collapse: bool) -> str:
+    """Whisper-head slot readings as text: special tokens (the blank) left out and, with
+    `collapse` (CTC's reading), a repeat of the previous slot's token too."""
+    kept = [t for i, t in enumerate(ids) if not (collapse and i and ids[i - 1] == t)]
+    return tokenizer.decode(kept, skip_special_tokens=True).strip()
+
+
+def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
+    """jiwer's WER after lower-casing and removing punctuation."""
+    import re
+
+    import jiwer
+    norm = lambda s: re.sub(r"[^\w' ]+", " ", s.lower()).split()  # noqa: E731
+    pairs = [(" ".join(norm(r)), " ".join(norm(h))) for r, h in zip(references, hypotheses) if norm(r)]
+    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
 @torch.no_grad()
 def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts: Counter | None = None,
           head: str = "llm") -> Counter:
     """Summed read-back counts over all clips (prints the first `show` readings)."""
     reader = Reader(diva, head)
     counts = Counter()
+    readings = {"drop": [], "collapse": []}
     for start in range(0, len(audios), batch):
         read = reader.read(audios[start:start + batch]).tolist()
         for i, (r, text) in enumerate(zip(read, transcripts[start:start + batch])):
             counts += compare_reading(reader.tokenize(text), r, train_counts)
+            for mode, texts in readings.items():
+                texts.append(slot_transcript(reader.tokenizer, r, mode == "collapse"))
             if start + i < show:
                 slots = "|".join(reader.tokenizer.decode([t]) for t in r)
                 print(f"transcript: {text}\n   reads: {slots}\n")
+    if head == "whisper":  # the slots as a transcript: word error rate, blanks dropped / CTC-collapsed
+        for mode, texts in readings.items():
+            counts[f"wer_{mode}"] = word_error_rate(transcripts, texts)
     return counts
 
 
@@ -151,6 +174,9 @@ def main(argv=None) -> None:
                    train_counts=train_counts, head=args.head)
     print(f"{len(items)} {args.split} clips, {counts['tokens']} transcript tokens ({args.head} reading):\n"
           f"{report(counts)}")
+    if args.head == "whisper":
+        print(f"word error rate of the slots as a transcript: blanks dropped {counts['wer_drop']:.3f}, "
+              f"CTC-collapsed {counts['wer_collapse']:.3f}")
 
 
 if __name__ == "__main__":
