@@ -260,6 +260,12 @@ def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpu
     ctc_rows = pd.read_csv(ctc / "metrics.csv")
     assert ctc_rows["align_whisper"].between(0, 1e4).all()               # CTC runs (finite) from stage 1
     assert not ctc_rows["align_whisper"].equals(logged["align_whisper"].iloc[:len(ctc_rows)])
+    sft = _cfg(tmp_path, settings, loss="sft", sft_keeps_alignment=True, align_weight=0.0, align_whisper_weight=1.0,
+               align_whisper_ctc=True, steps=2, init_from=str(ctc / "final"), run_dir=str(tmp_path / "sft"))
+    sft["model"].update(projection="whisper-vocab", bridge_blank="collapse")
+    sft_rows = pd.read_csv(train(sft) / "metrics.csv").query("split == 'train'")
+    assert (sft_rows["ce"] > 0).all() and (sft_rows["align_whisper"] > 0).all()
+    assert np.allclose(sft_rows["loss"], sft_rows["ce"] + sft_rows["align_whisper"], rtol=1e-4)
     cfg = _cfg(tmp_path, settings, loss="distill", align_weight=0.0, align_whisper_weight=1.0,
                steps=2, init_from=str(first / "final"), run_dir=str(tmp_path / "bridge"))
     cfg["model"].update(projection="whisper-vocab", bridge_temperature=0.5, bridge_blank="drop")

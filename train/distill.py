@@ -43,6 +43,7 @@ from train.frozen_cache import FrozenCache, content_key
 
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
                      align_whisper_weight=0.0, align_whisper_blank=False, align_whisper_ctc=False,
+                     sft_keeps_alignment=False,
                      kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
@@ -227,6 +228,9 @@ class Trainee(nn.Module):
                 embeds, mask, labels = self.with_continuation(a_embeds, a_mask, targets)
                 out["ce"] = transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])
                 out["loss"] = out["ce"]
+                if cfg["sft_keeps_alignment"]:  # only the LLM-side objective differs from distillation
+                    out.update(self.alignment(virtual, transcripts, states))
+                    out["loss"] = out["ce"] + out.pop("align_loss")
                 return out
             if cfg["loss"] == "kl":
                 replies = self.teacher_replies(transcripts)

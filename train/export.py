@@ -40,12 +40,14 @@ def stage_summary(folder: Path, depth: int = 0) -> str:
 
 def objective(t: dict) -> str:
     weights = f"weights {t.get('distill_weight')}:{t.get('align_weight')}"
-    ce = (f" + nearest-embedding cross-entropy x{t['align_ce_weight']}"
-          if t.get("align_ce_weight") and t.get("loss") != "sft" else "")
-    if t.get("align_whisper_weight") and t.get("loss") != "sft":
-        ce += f" + Whisper-head cross-entropy x{t['align_whisper_weight']}"
+    aligned = t.get("loss") != "sft" or t.get("sft_keeps_alignment")
+    ce = f" + nearest-embedding cross-entropy x{t['align_ce_weight']}" if t.get("align_ce_weight") and aligned else ""
+    if t.get("align_whisper_weight") and aligned:
+        head = "CTC" if t.get("align_whisper_ctc") else "cross-entropy"
+        ce += f" + Whisper-head {head} x{t['align_whisper_weight']}"
+    sft_kept = f", plus the alignment terms{ce}" if t.get("sft_keeps_alignment") else ""
     return {"distill": f"distillation + token alignment, {weights}{ce}",
-            "sft": "cross-entropy on the transcript after the audio prompt (SFT baseline)",
+            "sft": f"cross-entropy on the transcript after the audio prompt (SFT baseline){sft_kept}",
             "kl": f"KL over the text LLM reply + token alignment{ce}",
             "align": f"token alignment only{ce}, the LLM is not run"}.get(t.get("loss"), "unknown")
 
