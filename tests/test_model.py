@@ -217,13 +217,13 @@ def test_probe_whisper_head_reads_connector_states_through_whispers_table():
     clips = [np.zeros(16_000, np.float32) + 0.01, np.full(8_000, 0.02, np.float32)]
     counts = probe(diva, clips, ["the cat", "sat"], show=0, head="whisper")
     assert counts["tokens"] == len(reader.tokenize("the cat")) + len(reader.tokenize("sat"))
-    assert 0 <= counts["wer_collapse"] and 0 <= counts["wer_drop"]
+    assert 0 <= counts["wer_collapse"] and 0 <= counts["wer_drop"] and 0 <= counts["exact_collapse"] <= 1
     with pytest.raises(ValueError, match="head"):
         Reader(diva, "bert")
 
 
 def test_probe_reads_slots_as_a_transcript_and_scores_its_word_errors():
-    from train.probe import slot_transcript, word_error_rate
+    from train.probe import exact_share, slot_transcript, word_error_rate
     tok = tiny_tokenizer()
     ids = tok(" the cat", add_special_tokens=False).input_ids
     blank = tok.eos_token_id
@@ -232,6 +232,7 @@ def test_probe_reads_slots_as_a_transcript_and_scores_its_word_errors():
     assert slot_transcript(tok, slots, collapse=False) != slot_transcript(tok, slots, collapse=True)
     assert word_error_rate(["The cat."], ["the cat"]) == 0.0            # case and punctuation ignored
     assert word_error_rate(["the cat sat", "a dog"], ["the cat", "a dog"]) == 0.2
+    assert exact_share(["The cat.", "a dog"], ["the cat", "a cat"]) == 0.5
 
 
 def test_oracle_virtual_tokens_hold_the_transcript_embeddings():

@@ -12,7 +12,10 @@ that fail, and would more data help?).
 
 `--head whisper` reads the connector's own output (before the projection) through Whisper's
 tied output head instead, against the transcript's Whisper tokens: does the decoder copy still
-know Whisper's words (the `train.align_whisper_weight` ablation trains exactly this reading)?
+know Whisper's words (the `train.align_whisper_weight` ablation trains exactly this reading)? It
+also reads the slots as a transcript (blanks dropped, or CTC-collapsed) and reports its word error
+rate; `--task spoken-qa-select --asr` does so on an evaluation task's clips, beside the cascade's
+own Whisper transcripts.
 """
 from __future__ import annotations
 
@@ -104,14 +107,21 @@ def slot_transcript(tokenizer, ids: list[int], collapse: bool) -> str:
     return tokenizer.decode(kept, skip_special_tokens=True).strip()
 
 
+def _words(text: str) -> str:
+    import re
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
     """jiwer's WER after lower-casing and removing punctuation."""
-    import re
-
     import jiwer
-    norm = lambda s: re.sub(r"[^\w' ]+", " ", s.lower()).split()  # noqa: E731
-    pairs = [(" ".join(norm(r)), " ".join(norm(h))) for r, h in zip(references, hypotheses) if norm(r)]
+    pairs = [(_words(r), _words(h)) for r, h in zip(references, hypotheses) if _words(r)]
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+def exact_share(references: list[str], hypotheses: list[str]) -> float:
+    """The share of transcripts read word for word right (case and punctuation aside)."""
+    return sum(_words(r) == _words(h) for r, h in zip(references, hypotheses)) / max(len(references), 1)
 
 
 @torch.no_grad()
@@ -133,6 +143,7 @@ def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts
     if head == "whisper":  # the slots as a transcript: word error rate, blanks dropped / CTC-collapsed
         for mode, texts in readings.items():
             counts[f"wer_{mode}"] = word_error_rate(transcripts, texts)
+            counts[f"exact_{mode}"] = exact_share(transcripts, texts)
     return counts
 
 
@@ -163,20 +174,36 @@ def main(argv=None) -> None:
     p.add_argument("--show", type=int, default=5, help="readings to print")
     p.add_argument("--head", choices=["llm", "whisper"], default="llm",
                    help="read the virtual tokens as LLM embeddings, or the connector states through Whisper's head")
+    p.add_argument("--task", default=None,
+                   help="read an evaluation task's clips (e.g. spoken-qa-select) instead of a corpus split")
+    p.add_argument("--asr", action="store_true",
+                   help="also score the cascade's Whisper transcripts of the same clips (whisper head)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. corpus.n_train=4000")
     args = p.parse_intermixed_args(argv)
     diva = load_diva(args.checkpoint)
     cfg = load_config(args.config, args.overrides)
-    data = open_split(cfg, args.split)
     train_counts = token_counts(Reader(diva, args.head).tokenize, list(open_split(cfg, "train")["transcript"]))
-    items = data.select(range(min(args.n, len(data))))
-    counts = probe(diva, [audio_array(a) for a in items["audio"]], list(items["transcript"]), args.show,
-                   train_counts=train_counts, head=args.head)
-    print(f"{len(items)} {args.split} clips, {counts['tokens']} transcript tokens ({args.head} reading):\n"
+    if args.task:
+        from eval.tasks import get_task
+        items = get_task(args.task).load()[:args.n]
+        audios, transcripts, where = [audio_array(it.audio) for it in items], [it.transcript for it in items], args.task
+    else:
+        data = open_split(cfg, args.split)
+        items = data.select(range(min(args.n, len(data))))
+        audios, transcripts, where = [audio_array(a) for a in items["audio"]], list(items["transcript"]), args.split
+    counts = probe(diva, audios, transcripts, args.show, train_counts=train_counts, head=args.head)
+    print(f"{len(audios)} {where} clips, {counts['tokens']} transcript tokens ({args.head} reading):\n"
           f"{report(counts)}")
     if args.head == "whisper":
-        print(f"word error rate of the slots as a transcript: blanks dropped {counts['wer_drop']:.3f}, "
-              f"CTC-collapsed {counts['wer_collapse']:.3f}")
+        print(f"the slots as a transcript: WER {counts['wer_drop']:.3f} with blanks dropped, "
+              f"{counts['wer_collapse']:.3f} CTC-collapsed; word for word right: {counts['exact_drop']:.1%} / "
+              f"{counts['exact_collapse']:.1%}")
+    if args.asr:
+        from diva.assistants import load_assistant
+        cascade = load_assistant("cascade-mini")
+        heard = [text for i in range(0, len(audios), 16) for text in cascade.transcribe(audios[i:i + 16])]
+        print(f"cascade-mini's Whisper transcripts: WER {word_error_rate(transcripts, heard):.3f}; "
+              f"word for word right: {exact_share(transcripts, heard):.1%}")
 
 
 if __name__ == "__main__":
