@@ -79,13 +79,16 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
                  f"{m.get('bridge_temperature', 1.0)}, {blank[m.get('bridge_blank', 'zero')]})"
                  if m.get("projection") == "whisper-vocab"
                  else "query tokens, the Whisper-decoder copy (Q-Former), the projection")
+    objective_line = (f"`{t.get('loss')}` ({objective(t)})." if t.get("steps") != 0 else
+                      "none in this run (0 steps): the connector is the earlier stage's, unchanged; "
+                      "this run only chose the bridge options and validated it behind the bridge.")
     return f"""# {cfg.get('name', run.name)}: a DiVA connector trained on CPU
 
 - Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens;
   the encoder hears the first {m.get('encoder_seconds', 30)} s of audio.
 - Trainable: {trainable}. This folder holds
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
-- Objective: `{t.get('loss')}` ({objective(t)}).{init}
+- Objective: {objective_line}{init}
 - Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of
   `diva/voices.py`; text from WordNet 3.0; see {datacard}, committed as
   `results/train/corpus-{c.get('name')}_DATACARD.md`); validation on held-out VALID voices.
