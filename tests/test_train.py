@@ -286,6 +286,19 @@ def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpu
     assert all(torch.equal(unchanged[k], v) for k, v in state.items())
 
 
+def test_connector_dropout_acts_in_training_only():
+    from diva.testing import tiny_diva
+    from train.distill import set_connector_dropout
+    diva = tiny_diva(n_queries=4)
+    enc = torch.randn(2, 10, diva.connector.config.d_model)
+    diva.train(False)
+    before = diva.connector_states(enc)
+    set_connector_dropout(diva.connector, 0.5)
+    assert torch.equal(diva.connector_states(enc), before)            # eval mode: unchanged
+    diva.train(True)
+    assert not torch.allclose(diva.connector_states(enc), before)     # training: dropped out
+
+
 def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
     from diva.checkpoint import CheckpointError
     from diva.testing import tiny_diva

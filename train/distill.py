@@ -43,7 +43,7 @@ from train.frozen_cache import FrozenCache, content_key
 
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
                      align_whisper_weight=0.0, align_whisper_blank=False, align_whisper_ctc=False,
-                     sft_keeps_alignment=False,
+                     sft_keeps_alignment=False, connector_dropout=0.0,
                      kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
@@ -122,6 +122,14 @@ def _autocast(precision: str, device: torch.device):
 
 
 # --- the step ---------------------------------------------------------------------------------------
+def set_connector_dropout(connector, p: float) -> None:
+    """Dropout in the trainable decoder copy while training (each layer's residual and feed-forward
+    dropout, Whisper's own `dropout` / `activation_dropout`); eval mode, hence inference, is unchanged."""
+    connector.dropout = p
+    for layer in connector.layers:
+        layer.dropout = layer.activation_dropout = p
+
+
 class Trainee(nn.Module):
     """Wraps DiVA so that one forward is one loss (what DDP/FSDP need to sync gradients)."""
 
@@ -140,6 +148,8 @@ class Trainee(nn.Module):
                                        dtype=np.int64) if on else None
         if tcfg["align_whisper_weight"] and diva.whisper_tokenizer is None:
             raise ValueError("train.align_whisper_weight needs a DiVA built with Whisper's tokenizer")
+        if tcfg["connector_dropout"]:
+            set_connector_dropout(diva.connector, tcfg["connector_dropout"])
 
     # frozen parts -----------------------------------------------------------------------------
     @torch.no_grad()
