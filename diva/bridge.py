@@ -47,6 +47,14 @@ def whisper_to_llm_ids(whisper_tokenizer, llm_tokenizer, whisper_vocab_size: int
     return out
 
 
+def repeats_previous(top_ids: torch.Tensor) -> torch.Tensor:
+    """(..., Q) top token per slot -> (..., Q) True where a slot repeats the previous slot's token:
+    what CTC's reading leaves out ("is|is|<blank>|water" carries "is water")."""
+    repeated = torch.zeros_like(top_ids, dtype=torch.bool)
+    repeated[..., 1:] = top_ids[..., 1:] == top_ids[..., :-1]
+    return repeated
+
+
 class VocabularyBridge(nn.Module):
     """Connector states (..., d_whisper) -> (..., d_llm): softmax over Whisper's head, then the
     mapped LLM embeddings. Buffers only (not persistent): checkpoints hold no projection."""
@@ -69,14 +77,12 @@ class VocabularyBridge(nn.Module):
     def read(self, states: torch.Tensor, collapse: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """One pass through Whisper's head: the LLM embeddings (..., Q, d_llm) and the word slots
         (..., Q), True where the head's top token maps to an LLM token (not a special token such as
-        the blank). With `collapse` (CTC's reading), a slot whose top token is the previous slot's
-        is not a word slot either: "is|is|<blank>|water" carries "is water"."""
+        the blank). With `collapse` (CTC's reading), a slot that repeats_previous is not a word
+        slot either."""
         logits = self.head_logits(states)
         probs = (logits / self.temperature).softmax(-1)
         top = logits.argmax(-1)
         words = self.carries_word[top]
         if collapse:
-            repeated = torch.zeros_like(words)
-            repeated[..., 1:] = top[..., 1:] == top[..., :-1]
-            words = words & ~repeated
+            words = words & ~repeats_previous(top)
         return probs @ self.targets.to(states.dtype), words

@@ -173,6 +173,26 @@ def sentence_bleu(hypothesis: str, reference: str, tokenize: str = "13a") -> flo
     return float(BLEU(tokenize=tokenize, effective_order=True).sentence_score(hypothesis, [reference]).score)
 
 
+# ---- transcripts ----------------------------------------------------------------------------
+def transcript_words(text: str) -> str:
+    """Lower case, punctuation (not apostrophes) removed, single spaces: the form WER compares."""
+    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
+
+
+def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """jiwer's corpus WER on transcript_words; empty references are left out."""
+    import jiwer
+    pairs = [(transcript_words(r), transcript_words(h)) for r, h in zip(references, hypotheses)]
+    pairs = [(r, h) for r, h in pairs if r]
+    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+def exact_transcript_share(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """The share of transcripts read word for word right (case and punctuation aside)."""
+    hits = sum(transcript_words(r) == transcript_words(h) for r, h in zip(references, hypotheses))
+    return hits / max(len(references), 1)
+
+
 # ---- agreement between two answers ----------------------------------------------------------
 def identical(a: str, b: str) -> float:
     return float(a.strip() == b.strip())

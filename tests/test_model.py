@@ -223,7 +223,8 @@ def test_probe_whisper_head_reads_connector_states_through_whispers_table():
 
 
 def test_probe_reads_slots_as_a_transcript_and_scores_its_word_errors():
-    from train.probe import exact_share, slot_transcript, word_error_rate
+    from eval.metrics import exact_transcript_share, word_error_rate
+    from train.probe import slot_transcript
     tok = tiny_tokenizer()
     ids = tok(" the cat", add_special_tokens=False).input_ids
     blank = tok.eos_token_id
@@ -232,7 +233,7 @@ def test_probe_reads_slots_as_a_transcript_and_scores_its_word_errors():
     assert slot_transcript(tok, slots, collapse=False) != slot_transcript(tok, slots, collapse=True)
     assert word_error_rate(["The cat."], ["the cat"]) == 0.0            # case and punctuation ignored
     assert word_error_rate(["the cat sat", "a dog"], ["the cat", "a dog"]) == 0.2
-    assert exact_share(["The cat.", "a dog"], ["the cat", "a cat"]) == 0.5
+    assert exact_transcript_share(["The cat.", "a dog"], ["the cat", "a cat"]) == 0.5
 
 
 def test_oracle_virtual_tokens_hold_the_transcript_embeddings():

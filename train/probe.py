@@ -25,6 +25,9 @@ from collections import Counter
 
 import torch
 
+from diva.bridge import repeats_previous
+from eval.metrics import exact_transcript_share, word_error_rate
+
 
 def nearest_tokens(diva, virtual: torch.Tensor) -> torch.Tensor:
     """(..., Q, d_llm) virtual tokens -> (..., Q) ids of the nearest (L2) LLM input embeddings."""
@@ -102,26 +105,10 @@ class Reader:
 
 def slot_transcript(tokenizer, ids: list[int], collapse: bool) -> str:
     """Whisper-head slot readings as text: special tokens (the blank) left out and, with
-    `collapse` (CTC's reading), a repeat of the previous slot's token too."""
-    kept = [t for i, t in enumerate(ids) if not (collapse and i and ids[i - 1] == t)]
-    return tokenizer.decode(kept, skip_special_tokens=True).strip()
-
-
-def _words(text: str) -> str:
-    import re
-    return " ".join(re.sub(r"[^\w' ]+", " ", text.lower()).split())
-
-
-def word_error_rate(references: list[str], hypotheses: list[str]) -> float:
-    """jiwer's WER after lower-casing and removing punctuation."""
-    import jiwer
-    pairs = [(_words(r), _words(h)) for r, h in zip(references, hypotheses) if _words(r)]
-    return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
-
-
-def exact_share(references: list[str], hypotheses: list[str]) -> float:
-    """The share of transcripts read word for word right (case and punctuation aside)."""
-    return sum(_words(r) == _words(h) for r, h in zip(references, hypotheses)) / max(len(references), 1)
+    `collapse`, the bridge's CTC reading (a repeat of the previous slot's token left out too)."""
+    if collapse:
+        ids = [t for t, repeat in zip(ids, repeats_previous(torch.tensor(ids)).tolist()) if not repeat]
+    return tokenizer.decode(ids, skip_special_tokens=True).strip()
 
 
 @torch.no_grad()
@@ -130,7 +117,7 @@ def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts
     """Summed read-back counts over all clips (prints the first `show` readings)."""
     reader = Reader(diva, head)
     counts = Counter()
-    readings = {"drop": [], "collapse": []}
+    readings = {"drop": [], "collapse": []} if head == "whisper" else {}
     for start in range(0, len(audios), batch):
         read = reader.read(audios[start:start + batch]).tolist()
         for i, (r, text) in enumerate(zip(read, transcripts[start:start + batch])):
@@ -140,10 +127,9 @@ def probe(diva, audios, transcripts, show: int = 5, batch: int = 8, train_counts
             if start + i < show:
                 slots = "|".join(reader.tokenizer.decode([t]) for t in r)
                 print(f"transcript: {text}\n   reads: {slots}\n")
-    if head == "whisper":  # the slots as a transcript: word error rate, blanks dropped / CTC-collapsed
-        for mode, texts in readings.items():
-            counts[f"wer_{mode}"] = word_error_rate(transcripts, texts)
-            counts[f"exact_{mode}"] = exact_share(transcripts, texts)
+    for mode, texts in readings.items():  # the slots as a transcript: blanks dropped / CTC-collapsed
+        counts[f"wer_{mode}"] = word_error_rate(transcripts, texts)
+        counts[f"exact_{mode}"] = exact_transcript_share(transcripts, texts)
     return counts
 
 
@@ -203,7 +189,7 @@ def main(argv=None) -> None:
         cascade = load_assistant("cascade-mini")
         heard = [text for i in range(0, len(audios), 16) for text in cascade.transcribe(audios[i:i + 16])]
         print(f"cascade-mini's Whisper transcripts: WER {word_error_rate(transcripts, heard):.3f}; "
-              f"word for word right: {exact_share(transcripts, heard):.1%}")
+              f"word for word right: {exact_transcript_share(transcripts, heard):.1%}")
 
 
 if __name__ == "__main__":
