@@ -311,3 +311,15 @@ def test_model_card_wall_time_adds_up_resumed_sessions():
     from train.export import wall_seconds
     rows = [{"split": "train", "seconds": s} for s in ("10", "20", "5", "15")] + [{"split": "valid", "seconds": "99"}]
     assert wall_seconds(rows) == 35.0        # 20 s, then a resumed process ran 15 s
+
+
+@pytest.mark.skipif(not (Path("/usr/share/wordnet") / "data.noun").exists(), reason="wordnet-base not installed")
+def test_entity_texts_name_places_and_people_many_times():
+    """wordnet-entities: proper names recur (what a connector needs to learn them), as clean sentences."""
+    from train import text as T
+    texts = [t for t, _ in T.wordnet_entities(T.read_wordnet())]
+    assert len(texts) > 15000 and len(set(texts)) > 0.95 * len(texts)
+    assert "Kathmandu is the capital and largest city of Nepal." in texts
+    assert sum("Ukraine" in t for t in texts) >= 10
+    assert all((t[0].isupper() or t[0].isdigit()) and t[-1] in ".?!" for t in texts)
+    assert not any(" an United" in t or "(" in t for t in texts)

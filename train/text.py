@@ -8,6 +8,10 @@ Sources (each yields `(text, source)` pairs; `collect` mixes, filters and dedupe
 - `wordnet-questions`: questions over WordNet lemmas and facts, from templates: what a word means,
   opposites (antonym links), who a person was (noun.person instances), where a place is
   (noun.location instances and their part-of links), what something is used for, ...
+- `wordnet-entities`: statements that name WordNet's people and places (its instance nouns), so
+  that proper names occur many times: the gloss as a sentence ("Kathmandu is the capital and
+  largest city of Nepal."), what kind of thing it is, what it is part of, and everyday mentions
+  ("We spent a week in Nepal last summer."); prominent entities (many part-of links) get more.
 WordNet 3.0 (Princeton University, WordNet 3.0 licence: use, copy, modify and distribute
 for any purpose, keeping the copyright notice) comes from Debian's `wordnet-base` package.
 """
@@ -143,8 +147,56 @@ def wordnet_questions(wn, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
+PLACE_MENTIONS = ["We spent a week in {n} last summer.", "She grew up in {n}.", "Have you ever been to {n}?",
+                  "My cousin works in {n} now.", "The weather in {n} was lovely.", "He wrote to us from {n}.",
+                  "I have always wanted to visit {n}.", "The train to {n} leaves at noon.",
+                  "They talked about {n} all evening.", "There is a famous market in {n}."]
+PERSON_MENTIONS = ["I read a book about {n}.", "Our teacher talked about {n} today.", "Have you heard of {n}?",
+                   "Many people admire {n}.", "There is a statue of {n} in the square.",
+                   "She wrote an essay on {n}.", "What did {n} do?", "The film is about the life of {n}."]
+
+
+def _entity_gloss(gloss: str) -> str:
+    """The first clause of an instance's gloss, without the bracketed dates or field."""
+    first = re.sub(r"\([^)]*\)", "", gloss.split(";")[0]).strip(" ,")
+    return " ".join(first.split())
+
+
+def _name_article(phrase: str) -> str:
+    return "a" if phrase.lower().startswith(("uni", "eu")) else _article(phrase)  # "a United States writer"
+
+
+def wordnet_entities(wn, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    by_offset = {s.offset: s for s in wn["noun"]}
+    out = []
+    for s in wn["noun"]:
+        kinds = [by_offset[t].lemmas[0] for p, t in s.pointers if p == "@i" and t in by_offset]
+        if not kinds or s.lex_file not in (LEX_PERSON, LEX_LOCATION):
+            continue
+        names = [n for n in s.lemmas if not n.lower().startswith("capital of")]
+        name = names[0] if names else s.lemmas[0]
+        full = max(names, key=len) if s.lex_file == LEX_PERSON and names else name  # "William Shakespeare"
+        gloss, kind = _entity_gloss(s.gloss), kinds[0]
+        person = s.lex_file == LEX_PERSON
+        said = []
+        if gloss:
+            lead = gloss if gloss.split()[0].lower() in ("a", "an", "the") else f"{_name_article(gloss)} {gloss}"
+            said.append(f"{full} {'was' if person else 'is'} {lead}")
+        said.append(f"{name} {'was' if person else 'is'} {_name_article(kind)} {kind}")
+        wholes = [by_offset[t].lemmas[0] for p, t in s.pointers if p == "#p" and t in by_offset]
+        if wholes:
+            said.append(f"{name} is in {wholes[0]}")
+        parts = sum(p in ("%p", "#p", "-c", ";c") for p, _ in s.pointers)  # prominence
+        templates = PERSON_MENTIONS if person else PLACE_MENTIONS
+        for template in rng.sample(templates, 1 + min(4, parts // 3)):
+            said.append(template.format(n=name))
+        out += [(tidy(t), "wordnet-entities") for t in said]
+    return out
+
+
 SOURCES = {"wordnet-examples": wordnet_examples, "wordnet-definitions": wordnet_definitions,
-           "wordnet-questions": wordnet_questions}
+           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities}
 
 
 def usable(text: str, min_words: int = 3, max_words: int = 30, max_chars: int = 200) -> bool:
