@@ -303,6 +303,8 @@ offline text-to-speech engines; no recordings of people.
 - **wordnet-definitions**: "A <lemma> is <gloss>." / "To <verb> means to <gloss>." built from WordNet 3.0.
 - **wordnet-questions**: questions from templates over WordNet 3.0 lemmas and relations (antonyms,
   instances of people and places, part-of links).
+- **wordnet-entities**: statements naming WordNet 3.0's people and places (instance nouns): the gloss
+  as a sentence, the kind of thing, the whole it is part of, everyday mentions from templates.
 
 WordNet 3.0 is read from Debian's `wordnet-base` package (`/usr/share/wordnet`). {T.WORDNET_NOTICE}
 THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES.
