@@ -34,6 +34,7 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
     if model.config.projection == "whisper-vocab":
         config["bridge_temperature"] = model.config.bridge_temperature
         config["bridge_blank"] = model.config.bridge_blank
+        config["n_extra_slots"] = model.config.n_extra_slots
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -96,7 +97,8 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
                         n_queries=state["query_tokens"].shape[0],
                         encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection,
                         bridge_temperature=raw.get("bridge_temperature", 1.0),
-                        bridge_blank=raw.get("bridge_blank", "zero"))
+                        bridge_blank=raw.get("bridge_blank", "zero"),
+                        n_extra_slots=state["extra_query_tokens"].shape[0] if "extra_query_tokens" in state else 0)
     return config, state, raw
 
 
@@ -116,6 +118,11 @@ def load_state_into(model: DiVA, state: dict[str, torch.Tensor]) -> None:
                                      if k.startswith("connector.")}, strict=False)
     model.projection.load_state_dict({k[len("projection."):]: v for k, v in state.items()
                                       if k.startswith("projection.")})
+    if model.extra_query_tokens is not None:
+        with torch.no_grad():
+            model.extra_query_tokens.copy_(state["extra_query_tokens"])
+        model.extra_projection.load_state_dict({k[len("extra_projection."):]: v for k, v in state.items()
+                                                if k.startswith("extra_projection.")})
 
 
 def load_diva(source: str | Path, encoder: str | None = None, llm: str | None = None) -> DiVA:

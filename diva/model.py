@@ -37,6 +37,9 @@ class DivaConfig:
                                           # reach the LLM as zeros ("zero") or not at all ("drop");
                                           # "collapse" also leaves out a repeat of the previous slot's
                                           # token (CTC's reading, for train.align_whisper_ctc)
+    n_extra_slots: int = 0                # whisper-vocab only: query slots after the words, projected
+                                          # linearly instead of through the bridge (an ablation: room
+                                          # for what distillation alone would carry; train.trainable: extra)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,6 +52,12 @@ class DiVA(nn.Module):
         max_queries = whisper.config.max_target_positions
         if not 1 <= config.n_queries <= max_queries:
             raise ValueError(f"n_queries must be in 1..{max_queries} (Whisper's decoder positions)")
+        if not 0 <= config.n_extra_slots <= max_queries - config.n_queries:
+            raise ValueError(f"n_extra_slots must be in 0..{max_queries - config.n_queries} "
+                             "(Whisper's decoder positions left after n_queries)")
+        if config.n_extra_slots and config.projection != "whisper-vocab":
+            raise ValueError("n_extra_slots needs projection 'whisper-vocab' (with the linear "
+                             "projection every slot is already free)")
         window = whisper.config.max_source_positions  # encoder frames in 30 s (50 per second)
         self.encoder_frames = round(config.encoder_seconds * window / 30)
         if not 1 <= self.encoder_frames <= window:
@@ -85,11 +94,23 @@ class DiVA(nn.Module):
                                                temperature=config.bridge_temperature)
         else:
             raise ValueError(f"projection must be 'linear' or 'whisper-vocab', got {config.projection!r}")
+        self.extra_query_tokens = self.extra_projection = None
+        if config.n_extra_slots:
+            self.extra_query_tokens = nn.Parameter(torch.randn(config.n_extra_slots, d_whisper) * scale)
+            # start as the mean LLM input embedding in every extra slot (a token that says nothing);
+            # the zero weight still gets a gradient, so distillation grows what the slots carry
+            self.extra_projection = nn.Linear(d_whisper, d_llm, bias=True)
+            with torch.no_grad():
+                self.extra_projection.weight.zero_()
+                self.extra_projection.bias.copy_(llm.get_input_embeddings().weight.detach().mean(0))
         device = next(llm.parameters()).device
         dtype = next(llm.parameters()).dtype
-        for module in (self.connector, self.projection):
-            module.to(device=device, dtype=dtype)
-        self.query_tokens.data = self.query_tokens.data.to(device=device, dtype=dtype)
+        for module in (self.connector, self.projection, self.extra_projection):
+            if module is not None:
+                module.to(device=device, dtype=dtype)
+        for tokens in (self.query_tokens, self.extra_query_tokens):
+            if tokens is not None:
+                tokens.data = tokens.data.to(device=device, dtype=dtype)
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
@@ -109,9 +130,21 @@ class DiVA(nn.Module):
     def device(self) -> torch.device:
         return self.query_tokens.device
 
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """The extra slots' query tokens and projection (empty without n_extra_slots)."""
+        if self.extra_query_tokens is None:
+            return []
+        return [self.extra_query_tokens, *self.extra_projection.parameters()]
+
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [self.query_tokens, *(p for p in self.connector.parameters() if p.requires_grad),
-                *self.projection.parameters()]
+                *self.projection.parameters(), *self.extra_parameters()]
+
+    def freeze_word_slots(self) -> None:
+        """Train the extra slots alone: the word slots' queries and the decoder copy stop learning
+        (gradients still flow through the frozen decoder to the extra queries)."""
+        self.query_tokens.requires_grad_(False)
+        self.connector.requires_grad_(False)
 
     def connector_state_dict(self) -> dict[str, torch.Tensor]:
         """Only what DiVA trains (the encoder and LLM come from their own checkpoints; the
@@ -120,6 +153,9 @@ class DiVA(nn.Module):
         state.update({f"connector.{k}": v for k, v in self.connector.state_dict().items()
                       if not k.startswith(UNUSED_CONNECTOR_PREFIX)})
         state.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
+        if self.extra_query_tokens is not None:
+            state["extra_query_tokens"] = self.extra_query_tokens.detach()
+            state.update({f"extra_projection.{k}": v for k, v in self.extra_projection.state_dict().items()})
         return state
 
     # ---- the audio path -------------------------------------------------------------------
@@ -137,23 +173,39 @@ class DiVA(nn.Module):
 
     def connector_states(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """The decoder copy's output on the queries (after its final norm, in Whisper's own
-        output space): (B, frames, d_whisper) -> (B, n_queries, d_whisper)."""
-        queries = self.query_tokens.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
+        output space): (B, frames, d_whisper) -> (B, n_queries + n_extra_slots, d_whisper).
+        The extra slots come last; the decoder is causal, so the word slots never see them."""
+        queries = self.query_tokens
+        if self.extra_query_tokens is not None:
+            queries = torch.cat([queries, self.extra_query_tokens])
+        queries = queries.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
         return self.connector(inputs_embeds=queries, encoder_hidden_states=encoder_states,
                               use_cache=False).last_hidden_state
 
+    def word_states(self, connector_states: torch.Tensor) -> torch.Tensor:
+        """The first n_queries slots (what the alignment losses and the probes read)."""
+        return connector_states[:, :self.config.n_queries]
+
     def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
-        """Connector + projection: (B, frames, d_whisper) -> (B, n_queries, d_llm)."""
-        return self.projection(self.connector_states(encoder_states))
+        """Connector + projection: (B, frames, d_whisper) -> (B, slots, d_llm), every slot."""
+        return self.project(self.connector_states(encoder_states))[0]
 
     def project(self, connector_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Connector states -> virtual tokens (B, n_queries, d_llm) and the slots the LLM sees
-        (B, n_queries), None for all of them. Only a bridge with bridge_blank 'drop' or 'collapse'
+        """Connector states -> virtual tokens (B, slots, d_llm) and the slots the LLM sees
+        (B, slots), None for all of them. Only a bridge with bridge_blank 'drop' or 'collapse'
         leaves out the slots that Whisper's head reads as a special token (and, for 'collapse', as
-        the previous slot's token)."""
+        the previous slot's token); extra slots are always seen."""
+        words = self.word_states(connector_states)
         if self.config.projection == "whisper-vocab" and self.config.bridge_blank != "zero":
-            return self.projection.read(connector_states, collapse=self.config.bridge_blank == "collapse")
-        return self.projection(connector_states), None
+            virtual, keep = self.projection.read(words, collapse=self.config.bridge_blank == "collapse")
+        else:
+            virtual, keep = self.projection(words), None
+        if self.extra_projection is None:
+            return virtual, keep
+        extra = self.extra_projection(connector_states[:, self.config.n_queries:])
+        if keep is not None:
+            keep = torch.cat([keep, keep.new_ones(extra.shape[:2])], 1)
+        return torch.cat([virtual, extra], 1), keep
 
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -194,8 +246,8 @@ class DiVA(nn.Module):
         return self.connector_states(self.encode(self.features(audios)))
 
     def speech_tokens(self, audios: list[np.ndarray]) -> torch.Tensor:
-        """Audio arrays (16 kHz) -> virtual tokens (B, n_queries, d_llm), every slot."""
-        return self.projection(self.speech_states(audios))
+        """Audio arrays (16 kHz) -> virtual tokens (B, slots, d_llm), every slot."""
+        return self.project(self.speech_states(audios))[0]
 
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""

@@ -323,3 +323,49 @@ def test_entity_texts_name_places_and_people_many_times():
     assert sum("Ukraine" in t for t in texts) >= 10
     assert all((t[0].isupper() or t[0].isdigit()) and t[-1] in ".?!" for t in texts)
     assert not any(" an United" in t or "(" in t for t in texts)
+
+
+def test_extra_slots_learn_by_distillation_alone_behind_the_bridge(tmp_path):
+    """n_extra_slots: query slots after the bridge's words, projected linearly; train.trainable
+    'extra' trains them by distillation while the word slots stay exactly as they were."""
+    from diva.checkpoint import load_state_into, read_checkpoint, save_connector
+    from diva.testing import tiny_diva
+    from train.distill import DEFAULT_TRAIN, Trainee
+    plain = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse")
+    diva = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse", n_extra_slots=3)
+    enc = torch.randn(2, 10, diva.connector.config.d_model)
+    with torch.no_grad():  # the decoder is causal: extra slots after the words leave the words alone
+        assert torch.allclose(diva.word_states(diva.connector_states(enc)), plain.connector_states(enc), atol=1e-5)
+        virtual, keep = diva.project(diva.connector_states(enc))
+    assert virtual.shape[1] == 11 and keep.shape == (2, 11) and keep[:, 8:].all()
+
+    cfg = {**DEFAULT_TRAIN, "loss": "distill", "cache": False, "precision": "fp32", "align_weight": 0.0,
+           "trainable": "extra"}
+    trainee = Trainee(diva, cfg, {"encoder": "tiny-random", "llm": "tiny-random"}).train()
+    words_before = {k: v.clone() for k, v in diva.connector_state_dict().items() if not k.startswith("extra_")}
+    params = [p for p in diva.trainable_parameters() if p.requires_grad]
+    assert {id(p) for p in params} == {id(p) for p in diva.extra_parameters()}
+    opt = torch.optim.AdamW(params, lr=3e-2)
+    clips, keys, texts = _clips(4), list("abcd"), TEXTS[:4]
+    losses = []
+    for _ in range(12):
+        out = trainee(clips, keys, texts)
+        opt.zero_grad()
+        out["loss"].backward()
+        assert all(p.grad is None for p in diva.connector.parameters()) and diva.query_tokens.grad is None
+        opt.step()
+        losses.append(float(out["distill"].detach()))
+    assert losses[-1] < losses[0] - 0.05 and losses[-1] <= min(losses[:6]), losses
+    after = diva.connector_state_dict()
+    assert all(torch.equal(after[k], v) for k, v in words_before.items())
+
+    save_connector(diva, tmp_path / "extra")
+    config, state, _ = read_checkpoint(tmp_path / "extra")
+    assert config.n_extra_slots == 3 and state["extra_query_tokens"].shape[0] == 3
+    again = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse", n_extra_slots=3)
+    load_state_into(again, state)
+    with torch.no_grad():
+        assert torch.allclose(again.project(again.connector_states(enc))[0],
+                              diva.project(diva.connector_states(enc))[0], atol=1e-5)
+    with pytest.raises(ValueError, match="whisper-vocab"):
+        tiny_diva(n_queries=8, n_extra_slots=3)

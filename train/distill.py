@@ -50,7 +50,7 @@ DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align
                      cache=True, cache_dir="cache/train", eval_every=500,
                      eval_examples=120, save_every=250, keep_checkpoints=2, log_every=20, seed=0,
                      run_dir="results/train/runs/diva-mini", export_dir=None, max_seconds=None,
-                     init_from=None)
+                     init_from=None, trainable="all")
 
 
 # --- model and data ---------------------------------------------------------------------------------
@@ -59,7 +59,8 @@ def build_model(model_cfg: dict):
     options = dict(encoder_seconds=model_cfg.get("encoder_seconds", 30.0),
                    projection=model_cfg.get("projection", "linear"),
                    bridge_temperature=model_cfg.get("bridge_temperature", 1.0),
-                   bridge_blank=model_cfg.get("bridge_blank", "zero"))
+                   bridge_blank=model_cfg.get("bridge_blank", "zero"),
+                   n_extra_slots=model_cfg.get("n_extra_slots", 0))
     if model_cfg.get("encoder") == "tiny-random":  # tests: tiny random Whisper and Llama
         from diva.testing import tiny_diva
         return tiny_diva(n_queries=model_cfg.get("n_queries", 8), seed=model_cfg.get("seed", 0), **options)
@@ -150,6 +151,12 @@ class Trainee(nn.Module):
             raise ValueError("train.align_whisper_weight needs a DiVA built with Whisper's tokenizer")
         if tcfg["connector_dropout"]:
             set_connector_dropout(diva.connector, tcfg["connector_dropout"])
+        if tcfg["trainable"] not in ("all", "extra"):
+            raise ValueError(f"train.trainable must be 'all' or 'extra', got {tcfg['trainable']!r}")
+        if tcfg["trainable"] == "extra":
+            if not diva.extra_parameters():
+                raise ValueError("train.trainable: extra needs model.n_extra_slots > 0")
+            diva.freeze_word_slots()
 
     # frozen parts -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -226,8 +233,10 @@ class Trainee(nn.Module):
         enc = self.encoder_states(audios, keys)
         states = diva.connector_states(enc)
         virtual, keep = diva.project(states)
+        # the alignment losses read the word slots (the extra slots, if any, come after them)
+        words, word_virtual = diva.word_states(states), virtual[:, :diva.config.n_queries]
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
-            out = self.alignment(virtual, transcripts, states)
+            out = self.alignment(word_virtual, transcripts, words)
             return {**out, "loss": out.pop("align_loss")}
         out: dict[str, torch.Tensor] = {}
         a_embeds, a_mask = diva.audio_inputs(virtual, keep=keep)
@@ -239,7 +248,7 @@ class Trainee(nn.Module):
                 out["ce"] = transcript_ce_loss(self.logits(embeds, mask)[:, :-1], labels[:, :-1])
                 out["loss"] = out["ce"]
                 if cfg["sft_keeps_alignment"]:  # only the LLM-side objective differs from distillation
-                    out.update(self.alignment(virtual, transcripts, states))
+                    out.update(self.alignment(word_virtual, transcripts, words))
                     out["loss"] = out["ce"] + out.pop("align_loss")
                 return out
             if cfg["loss"] == "kl":
@@ -260,7 +269,7 @@ class Trainee(nn.Module):
                 self.last_audio_hidden = audio_h.detach()
                 out["distill"] = distillation_loss(audio_h, self.teacher_states(transcripts))
                 loss = cfg["distill_weight"] * out["distill"]
-        out.update(self.alignment(virtual, transcripts, states))
+        out.update(self.alignment(word_virtual, transcripts, words))
         out["loss"] = loss + out.pop("align_loss")
         return out
 
@@ -380,6 +389,10 @@ def init_connector(diva, source: str) -> None:
         if getattr(config, field) != getattr(diva.config, field):
             raise CheckpointError(f"init_from {source}: {field} is {getattr(config, field)!r}, "
                                   f"this run's model has {getattr(diva.config, field)!r}")
+    if diva.extra_parameters() and "extra_query_tokens" not in state:  # extra slots start fresh
+        print(f"init_from {source}: no extra slots there; this run's {diva.config.n_extra_slots} start "
+              "fresh", file=sys.stderr)
+        state = {**state, **{k: v for k, v in diva.connector_state_dict().items() if k.startswith("extra_")}}
     if config.projection != diva.config.projection:  # e.g. a Whisper-head stage 1 put behind the bridge
         print(f"init_from {source}: its {config.projection} projection is replaced by this run's "
               f"{diva.config.projection}", file=sys.stderr)
@@ -497,7 +510,7 @@ def train(cfg: dict) -> Path:
 
     diva = build_model(mcfg)
     core = Trainee(diva, tcfg, mcfg).train()
-    params = diva.trainable_parameters()
+    params = [p for p in diva.trainable_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], betas=tuple(tcfg["betas"]), eps=tcfg["eps"],
                                   weight_decay=tcfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg))

@@ -100,7 +100,7 @@ class Reader:
         diva = self.diva
         if self.head == "llm":
             return nearest_tokens(diva, diva.speech_tokens(audios))
-        return whisper_head_tokens(diva, diva.connector_states(diva.encode(diva.features(audios))))
+        return whisper_head_tokens(diva, diva.word_states(diva.connector_states(diva.encode(diva.features(audios)))))
 
 
 def slot_transcript(tokenizer, ids: list[int], collapse: bool) -> str:
