@@ -79,6 +79,10 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
                  f"{m.get('bridge_temperature', 1.0)}, {blank[m.get('bridge_blank', 'zero')]})"
                  if m.get("projection") == "whisper-vocab"
                  else "query tokens, the Whisper-decoder copy (Q-Former), the projection")
+    if m.get("n_extra_slots"):
+        trainable += (f"; plus {m['n_extra_slots']} extra query slots after the words with their own linear "
+                      "projection" + (" (the only part this run trained: `train.trainable: extra`)"
+                                      if t.get("trainable") == "extra" else ""))
     objective_line = (f"`{t.get('loss')}` ({objective(t)})." if t.get("steps") != 0 else
                       "none in this run (0 steps): the connector is the earlier stage's, unchanged; "
                       "this run only chose the bridge options and validated it behind the bridge.")
