@@ -137,8 +137,10 @@ class DiVA(nn.Module):
         return [self.extra_query_tokens, *self.extra_projection.parameters()]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [self.query_tokens, *(p for p in self.connector.parameters() if p.requires_grad),
-                *self.projection.parameters(), *self.extra_parameters()]
+        """What the optimiser gets: every part DiVA trains that is not frozen (freeze_word_slots)."""
+        parts = [self.query_tokens, *self.connector.parameters(), *self.projection.parameters(),
+                 *self.extra_parameters()]
+        return [p for p in parts if p.requires_grad]
 
     def freeze_word_slots(self) -> None:
         """Train the extra slots alone: the word slots' queries and the decoder copy stop learning

@@ -349,7 +349,7 @@ def test_extra_slots_learn_by_distillation_alone_behind_the_bridge(tmp_path):
            "trainable": "extra"}
     trainee = Trainee(diva, cfg, {"encoder": "tiny-random", "llm": "tiny-random"}).train()
     words_before = {k: v.clone() for k, v in diva.connector_state_dict().items() if not k.startswith("extra_")}
-    params = [p for p in diva.trainable_parameters() if p.requires_grad]
+    params = diva.trainable_parameters()
     assert {id(p) for p in params} == {id(p) for p in diva.extra_parameters()}
     opt = torch.optim.AdamW(params, lr=3e-2)
     losses = _train_steps(trainee, opt)

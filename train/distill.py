@@ -510,7 +510,7 @@ def train(cfg: dict) -> Path:
 
     diva = build_model(mcfg)
     core = Trainee(diva, tcfg, mcfg).train()
-    params = [p for p in diva.trainable_parameters() if p.requires_grad]
+    params = diva.trainable_parameters()
     optimizer = torch.optim.AdamW(params, lr=tcfg["lr"], betas=tuple(tcfg["betas"]), eps=tcfg["eps"],
                                   weight_decay=tcfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg))
