@@ -67,6 +67,27 @@ def test_corpus_rerun_skips_done_shards_and_grows(corpus):
     assert load_corpus(folder, "train")["transcript"][:8] == first
 
 
+def test_corpus_builds_and_trains_on_new_clips_only(corpus, tmp_path):
+    """`train_from`: a grown corpus' new clips are built and trained on without the old ones."""
+    import shutil
+    from train.data import build, load_corpus
+    from train.distill import open_split
+    folder, settings = corpus
+    full = load_corpus(folder, "train")["transcript"][:8]
+    (tmp_path / "t").mkdir()
+    shutil.copy(folder / "texts.jsonl", tmp_path / "t" / "texts.jsonl")  # the same plan, no audio yet
+    new = {**settings, "root": str(tmp_path), "n_train": 8, "train_from": 4}
+    build(new)
+    assert sorted(p.name for p in (tmp_path / "t" / "shards").iterdir()) == [
+        "train-0000004-0000008", "valid-0000000-0000002"]
+    assert load_corpus(tmp_path / "t", "train", start=4)["transcript"] == full[4:]
+    with pytest.raises(FileNotFoundError, match="utterances 0-4 are not built"):
+        load_corpus(tmp_path / "t", "train")
+    assert load_corpus(folder, "train", start=6)["transcript"][:2] == full[6:]   # from inside a shard
+    assert open_split({"corpus": new}, "train")["transcript"] == full[4:]
+    assert len(open_split({"corpus": new}, "valid")) == 2
+
+
 def test_corpus_packs_texts_from_an_index_on(tmp_path):
     """Dense clips: from `pack_from` on, a training utterance joins texts up to `pack_chars`."""
     from train.data import build, load_corpus

@@ -1,6 +1,7 @@
 """Build the synthetic speech corpus: English text -> many offline voices -> a `datasets` corpus.
 
     python -m train.data build --config train/configs/mini.yaml [corpus.n_train=2000 ...]
+    python -m train.data plan  --config train/configs/mini.yaml   # texts only (texts.jsonl), no audio
     python -m train.data info  --config train/configs/mini.yaml
 
 Layout under `data/corpus/<name>/`:
@@ -40,7 +41,7 @@ DEFAULTS = dict(name="mini", root="data/corpus", n_train=2000, n_valid=200, seed
                               "wordnet-questions": 0.4},
                 speed_range=[0.85, 1.2], pitch_range=[0.88, 1.15], noise_prob=0.3,
                 snr_db=[12, 35], shard_size=250, workers=2, exclude=[],
-                pack_chars=0, pack_from=0)
+                pack_chars=0, pack_from=0, train_from=0)
 
 
 def corpus_settings(cfg: dict) -> dict:
@@ -159,7 +160,9 @@ def shard_plan(rows: list[dict], settings: dict) -> list[tuple[str, int, int]]:
         n = sum(r["split"] == split for r in rows)
         n = min(n, settings["n_train" if split == "train" else "n_valid"])
         size = settings["shard_size"]
-        plan += [(split, start, min(start + size, n)) for start in range(0, n, size)]
+        first = settings.get("train_from", 0) if split == "train" else 0  # earlier clips: not needed
+        plan += [(split, start, min(start + size, n)) for start in range(0, n, size)
+                 if min(start + size, n) > first]
     return plan
 
 
@@ -249,23 +252,30 @@ def write_manifest(folder: Path, plan, settings: dict, rows: list[dict], seconds
     write_datacard(folder, settings, rows)
 
 
-def load_corpus(folder: str | Path, split: str = "train", decode: bool = False):
-    """The finished shards of one split, concatenated (a partial corpus loads what is done).
+def load_corpus(folder: str | Path, split: str = "train", decode: bool = False, start: int = 0):
+    """The finished shards of one split from utterance `start` on, concatenated (a partial corpus
+    loads what is done).
 
     With decode=False the audio column holds {"bytes", "path"}; use `audio_array` on items.
     """
     from datasets import Audio, concatenate_datasets, load_from_disk
     folder = Path(folder)
-    parts, covered = [], 0
-    for path in sorted((folder / "shards").glob(f"{split}-*")):
-        _, start, end = path.name.split("-")[:3]
-        if path.suffix == ".tmp" or not end.isdigit() or int(start) < covered:
-            continue  # unfinished, or overlapping a longer shard of an older plan
+    shards = [(int(b), int(e), p) for p in (folder / "shards").glob(f"{split}-*")
+              for _, b, e in [p.name.split("-")[:3]] if p.suffix != ".tmp" and e.isdigit()]  # finished
+    parts, covered, first = [], start, None
+    for begin, end, path in sorted(shards, key=lambda s: (s[0], -s[1])):  # the longer shard first
+        if end <= start or (first is not None and begin < covered):
+            continue  # before `start`, or overlapping a longer shard
+        if first is None and begin > start:
+            raise FileNotFoundError(f"{split} utterances {start}-{begin} are not built under {folder}/shards")
         parts.append(load_from_disk(str(path)))
-        covered = int(end)
+        first = begin if first is None else first
+        covered = end
     if not parts:
         raise FileNotFoundError(f"no finished {split} shards under {folder}/shards")
     ds = concatenate_datasets(parts)
+    if first < start:  # `start` falls inside the first shard
+        ds = ds.select(range(start - first, len(ds)))
     return ds if decode else ds.cast_column("audio", Audio(sampling_rate=SAMPLE_RATE, decode=False))
 
 
@@ -329,7 +339,7 @@ expect a gap to human speech.
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["build", "info"])
+    parser.add_argument("command", choices=["build", "plan", "info"])
     parser.add_argument("--config", default="train/configs/mini.yaml")
     parser.add_argument("overrides", nargs="*", help="corpus.n_train=4000 ...")
     args = parser.parse_intermixed_args(argv)
@@ -340,6 +350,10 @@ def main(argv: list[str] | None = None) -> None:
             ds = load_corpus(folder, split)
             hours = sum(ds["duration_s"]) / 3600
             print(f"{split}: {len(ds)} utterances, {hours:.2f} h, {len(set(ds['voice']))} voices")
+    elif args.command == "plan":  # fixes the texts of a corpus grown in steps, before any audio
+        rows = plan_texts(settings)
+        print(f"{corpus_dir(settings) / 'texts.jsonl'}: "
+              + ", ".join(f"{s} {sum(r['split'] == s for r in rows)}" for s in ("train", "valid")))
     else:
         folder = corpus_dir(settings)
         for split in ("train", "valid"):

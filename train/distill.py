@@ -83,8 +83,9 @@ def open_split(cfg: dict, split: str):
                                audio_column=corpus.get("audio_column"), max_examples=corpus.get(f"max_{split}"))
     from train.data import corpus_dir, corpus_settings, load_corpus
     settings = corpus_settings(cfg)
-    data = load_corpus(corpus_dir(settings), split)
-    n = settings["n_train" if split == "train" else "n_valid"]  # a grown corpus: the config's first n
+    start = settings["train_from"] if split == "train" else 0  # continue on a grown corpus' new clips
+    data = load_corpus(corpus_dir(settings), split, start=start)
+    n = settings["n_train" if split == "train" else "n_valid"] - start  # a grown corpus: up to the config's n
     return data.select(range(n)) if len(data) > n else data
 
 
