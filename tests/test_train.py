@@ -326,6 +326,31 @@ def test_connector_dropout_acts_in_training_only():
     assert not torch.allclose(diva.connector_states(enc), before)     # training: dropped out
 
 
+def test_time_masks_replace_spans_inside_the_clip_in_training_only():
+    from train.distill import mask_time_spans
+    torch.manual_seed(0)
+    enc = torch.randn(2, 50, 6)
+    masked = mask_time_spans(enc, [20, 50], spans=3, width=5)
+    assert masked.shape == enc.shape and not torch.equal(masked, enc)
+    assert torch.equal(masked[0, 20:], enc[0, 20:])              # past the clip's audio: untouched
+    for b, n in enumerate([20, 50]):
+        changed = (masked[b] != enc[b]).any(-1)
+        assert 0 < int(changed.sum()) <= 15                        # at most 3 spans of 5 frames
+        assert torch.allclose(masked[b, changed], enc[b, :n].mean(0).expand(int(changed.sum()), -1))
+    assert torch.equal(mask_time_spans(enc, [20, 50], spans=0, width=5), enc)
+    trainee = _trainee("align+whisper")
+    trainee.tcfg = {**trainee.tcfg, "time_masks": 4, "time_mask_frames": 10}
+    clips, texts = _clips(2), ["one two", "three four"]
+    trainee.eval()
+    with torch.no_grad():
+        a, b = (trainee(clips, ["k1", "k2"], texts)["loss"] for _ in range(2))
+    assert a == b                                                   # evaluation: no masking
+    trainee.train()
+    with torch.no_grad():
+        c = trainee(clips, ["k1", "k2"], texts)["loss"]
+    assert c != a                                                   # training: masked
+
+
 def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
     from diva.checkpoint import CheckpointError
     from diva.testing import tiny_diva

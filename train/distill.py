@@ -35,6 +35,7 @@ import torch
 import yaml
 from torch import nn
 
+from diva.audio import SAMPLE_RATE
 from diva.losses import (distillation_loss, response_kl_loss, token_alignment_ce_loss,
                          token_alignment_loss, transcript_ce_loss, whisper_token_ce_loss,
                          whisper_token_ctc_loss)
@@ -43,7 +44,7 @@ from train.frozen_cache import FrozenCache, content_key
 
 DEFAULT_TRAIN = dict(loss="distill", distill_weight=1.0, align_weight=1.0, align_ce_weight=0.0,
                      align_whisper_weight=0.0, align_whisper_blank=False, align_whisper_ctc=False,
-                     sft_keeps_alignment=False, connector_dropout=0.0,
+                     sft_keeps_alignment=False, connector_dropout=0.0, time_masks=0, time_mask_frames=10,
                      kl_weight=1.0, kl_tokens=16,
                      batch_size=8, grad_accum=1, steps=1000, lr=1e-3, weight_decay=0.1, betas=[0.9, 0.999],
                      eps=1e-8, warmup=0.01, schedule="cosine", min_lr_ratio=0.0, clip=1.0, precision="bf16",
@@ -130,6 +131,20 @@ def set_connector_dropout(connector, p: float) -> None:
     connector.dropout = p
     for layer in connector.layers:
         layer.dropout = layer.activation_dropout = p
+
+
+def mask_time_spans(enc: torch.Tensor, n_frames: list[int], spans: int, width: int) -> torch.Tensor:
+    """SpecAugment-style time masking on (cached) encoder states: `spans` runs of up to `width`
+    frames inside each clip's own audio (its first n_frames[b] frames) take the clip's mean state."""
+    enc = enc.clone()
+    for b, n in enumerate(n_frames):
+        n = max(1, min(n, enc.shape[1]))
+        mean = enc[b, :n].mean(0)
+        for _ in range(spans):
+            w = int(torch.randint(0, width + 1, ()))
+            start = int(torch.randint(0, max(1, n - w + 1), ()))
+            enc[b, start:start + w] = mean
+    return enc
 
 
 class Trainee(nn.Module):
@@ -232,6 +247,10 @@ class Trainee(nn.Module):
     def forward(self, audios, keys, transcripts) -> dict[str, torch.Tensor]:
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
+        if self.training and cfg["time_masks"]:  # against overfitting the training voices
+            per_second = diva.encoder_frames / diva.config.encoder_seconds  # Whisper: 50 frames/s
+            frames = [round(len(a) / SAMPLE_RATE * per_second) for a in audios]
+            enc = mask_time_spans(enc, frames, cfg["time_masks"], cfg["time_mask_frames"])
         states = diva.connector_states(enc)
         virtual, keep = diva.project(states)
         # the alignment losses read the word slots (the extra slots, if any, come after them)
