@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "build":
         folder = build(settings)
         for split in ("train", "valid"):
-            ds = load_corpus(folder, split)
+            ds = load_corpus(folder, split, start=settings["train_from"] if split == "train" else 0)
             hours = sum(ds["duration_s"]) / 3600
             print(f"{split}: {len(ds)} utterances, {hours:.2f} h, {len(set(ds['voice']))} voices")
     elif args.command == "plan":  # fixes the texts of a corpus grown in steps, before any audio
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = corpus_dir(settings)
         for split in ("train", "valid"):
             try:
-                ds = load_corpus(folder, split)
+                ds = load_corpus(folder, split, start=settings["train_from"] if split == "train" else 0)
                 print(f"{split}: {len(ds)} utterances, {sum(ds['duration_s']) / 3600:.2f} h")
             except FileNotFoundError as err:
                 print(err)
