@@ -365,6 +365,12 @@ def test_model_card_wall_time_adds_up_resumed_sessions():
     assert wall_seconds(rows) == 35.0        # 20 s, then a resumed process ran 15 s
 
 
+def test_model_card_names_the_clips_a_run_on_new_clips_used():
+    from train.export import training_clips
+    assert training_clips({"n_train": 16000}) == "16000 training utterances"
+    assert training_clips({"n_train": 32000, "train_from": 16000}).startswith("training utterances 16000-31999")
+
+
 @pytest.mark.skipif(not (Path("/usr/share/wordnet") / "data.noun").exists(), reason="wordnet-base not installed")
 def test_entity_texts_name_places_and_people_many_times():
     """wordnet-entities: proper names recur (what a connector needs to learn them), as clean sentences."""

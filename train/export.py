@@ -16,6 +16,14 @@ from pathlib import Path
 import yaml
 
 
+
+def training_clips(corpus: dict) -> str:
+    """'16000 training utterances', or the range a run on a grown corpus' new clips used."""
+    start = corpus.get("train_from") or 0
+    if start:
+        return f"training utterances {start}-{corpus.get('n_train') - 1} (the corpus' newest)"
+    return f"{corpus.get('n_train')} training utterances"
+
 def _last(rows: list[dict], split: str) -> dict:
     rows = [r for r in rows if r["split"] == split]
     return rows[-1] if rows else {}
@@ -93,7 +101,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict], source: str) -
 - Trainable: {trainable}. This folder holds
   only those (`model.safetensors`, `config.json` naming the encoder and LLM).
 - Objective: {objective_line}{init}
-- Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({c.get('n_train')} training utterances, TRAIN voices of
+- Data: synthetic speech corpus `{c.get('name', c.get('hf'))}` ({training_clips(c)}, TRAIN voices of
   `diva/voices.py`; text from WordNet 3.0; see {datacard}, committed as
   `results/train/corpus-{c.get('name')}_DATACARD.md`); validation on held-out VALID voices.
 - Optimiser: AdamW lr {t.get('lr')} (betas {t.get('betas')}, eps {t.get('eps')}, wd {t.get('weight_decay')}),
