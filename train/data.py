@@ -48,6 +48,11 @@ def corpus_settings(cfg: dict) -> dict:
     return {**DEFAULTS, **cfg.get("corpus", {})}
 
 
+def first_clip(settings: dict, split: str) -> int:
+    """The first utterance a run uses: `train_from` continues on a grown corpus' new clips."""
+    return settings.get("train_from", 0) if split == "train" else 0
+
+
 def corpus_dir(settings: dict) -> Path:
     return Path(settings["root"]) / settings["name"]
 
@@ -160,7 +165,7 @@ def shard_plan(rows: list[dict], settings: dict) -> list[tuple[str, int, int]]:
         n = sum(r["split"] == split for r in rows)
         n = min(n, settings["n_train" if split == "train" else "n_valid"])
         size = settings["shard_size"]
-        first = settings.get("train_from", 0) if split == "train" else 0  # earlier clips: not needed
+        first = first_clip(settings, split)  # earlier clips: not needed
         plan += [(split, start, min(start + size, n)) for start in range(0, n, size)
                  if min(start + size, n) > first]
     return plan
@@ -347,7 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "build":
         folder = build(settings)
         for split in ("train", "valid"):
-            ds = load_corpus(folder, split, start=settings["train_from"] if split == "train" else 0)
+            ds = load_corpus(folder, split, start=first_clip(settings, split))
             hours = sum(ds["duration_s"]) / 3600
             print(f"{split}: {len(ds)} utterances, {hours:.2f} h, {len(set(ds['voice']))} voices")
     elif args.command == "plan":  # fixes the texts of a corpus grown in steps, before any audio
@@ -358,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
         folder = corpus_dir(settings)
         for split in ("train", "valid"):
             try:
-                ds = load_corpus(folder, split, start=settings["train_from"] if split == "train" else 0)
+                ds = load_corpus(folder, split, start=first_clip(settings, split))
                 print(f"{split}: {len(ds)} utterances, {sum(ds['duration_s']) / 3600:.2f} h")
             except FileNotFoundError as err:
                 print(err)
