@@ -19,7 +19,8 @@ import yaml
 
 def training_clips(corpus: dict) -> str:
     """'16000 training utterances', or the range a run on a grown corpus' new clips used."""
-    start = corpus.get("train_from") or 0
+    from train.data import first_clip
+    start = first_clip(corpus, "train")
     if start:
         return f"training utterances {start}-{corpus.get('n_train') - 1} (the corpus' newest)"
     return f"{corpus.get('n_train')} training utterances"
