@@ -383,6 +383,26 @@ def test_entity_texts_name_places_and_people_many_times():
     assert not any(" an United" in t or "(" in t for t in texts)
 
 
+@pytest.mark.skipif(not (Path("/usr/share/wordnet") / "data.noun").exists(), reason="wordnet-base not installed")
+def test_place_texts_name_countries_and_cities_without_evaluation_questions():
+    """geonames-places: capitals and cities as ASCII sentences; no evaluation-question shapes,
+    and `collect` leaves the evaluation questions themselves out."""
+    from train import places as P
+    from train import text as T
+    texts = [t for t, _ in P.geonames_places()]
+    assert len(texts) > 30000
+    assert "Accra is the capital of Ghana." in texts
+    assert "Manila is the capital of the Philippines." in texts
+    assert sum("Ukraine" in t for t in texts) >= 10
+    assert all(t.isascii() and t[0].isupper() and t[-1] in ".?!" for t in texts)
+    assert not any(t.startswith(("What is the capital of", "In which")) for t in texts)
+    assert P.ascii_name("S\u00e3o Paulo") == "Sao Paulo" and P.with_article("Netherlands") == "the Netherlands"
+    question = "What is the capital of Ghana?"
+    picked = T.collect({"geonames-places": 1.0}, 500, exclude={question, "Accra is the capital of Ghana."})
+    assert len(picked) == 500 and all(src == "geonames-places" for _, src in picked)
+    assert "accra is the capital of ghana." not in {t.lower() for t, _ in picked}
+
+
 def test_extra_slots_learn_by_distillation_alone_behind_the_bridge(tmp_path):
     """n_extra_slots: query slots after the bridge's words, projected linearly; train.trainable
     'extra' trains them by distillation while the word slots stay exactly as they were."""

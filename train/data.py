@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from diva import voices as V
 from diva.audio import SAMPLE_RATE
+from train import places as P
 from train import text as T
 from train.config import load_config
 
@@ -320,6 +321,8 @@ offline text-to-speech engines; no recordings of people.
   instances of people and places, part-of links).
 - **wordnet-entities**: statements naming WordNet 3.0's people and places (instance nouns): the gloss
   as a sentence, the kind of thing, the whole it is part of, everyday mentions from templates.
+- **geonames-places**: countries (capital, continent, currency, neighbours) and cities of 15,000 people
+  or more as statements and everyday mentions from templates (train/places.py). {P.GEONAMES_NOTICE}
 
 WordNet 3.0 is read from Debian's `wordnet-base` package (`/usr/share/wordnet`). {T.WORDNET_NOTICE}
 THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES.

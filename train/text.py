@@ -12,6 +12,7 @@ Sources (each yields `(text, source)` pairs; `collect` mixes, filters and dedupe
   that proper names occur many times: the gloss as a sentence ("Kathmandu is the capital and
   largest city of Nepal."), what kind of thing it is, what it is part of, and everyday mentions
   ("We spent a week in Nepal last summer."); prominent entities (many part-of links) get more.
+- `geonames-places` (train/places.py): countries, capitals and cities from GeoNames.
 WordNet 3.0 (Princeton University, WordNet 3.0 licence: use, copy, modify and distribute
 for any purpose, keeping the copyright notice) comes from Debian's `wordnet-base` package.
 """
@@ -21,6 +22,8 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from train.places import geonames_places
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_NOTICE = ("WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
@@ -196,7 +199,8 @@ def wordnet_entities(wn, seed: int = 0) -> list[tuple[str, str]]:
 
 
 SOURCES = {"wordnet-examples": wordnet_examples, "wordnet-definitions": wordnet_definitions,
-           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities}
+           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities,
+           "geonames-places": geonames_places}
 
 
 def usable(text: str, min_words: int = 3, max_words: int = 30, max_chars: int = 200) -> bool:
@@ -211,6 +215,7 @@ def collect(weights: dict[str, float], total: int, seed: int = 0,
     A source that runs short gives its remainder to the others. `exclude` holds texts (e.g. the
     evaluation questions) that must never be spoken in training; compared case-insensitively.
     """
+    weights = {name: w for name, w in weights.items() if w > 0}  # weight 0: not drawn from at all
     wn = read_wordnet()
     rng = random.Random(seed)
     banned = {t.lower().strip(" ?.!") for t in exclude}
