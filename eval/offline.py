@@ -99,8 +99,8 @@ def spoken_qa(limit: int | None = None, data_dir: str | None = None, set_name: s
     rows = _take(read_jsonl(f"{set_name}.jsonl"), limit)
     clips = build_clips(set_name, [(r["id"], r["question"], i) for i, r in rows], split)
     return [Item(item_id=r["id"], reference=list(r["answers"]), transcript=r["question"],
-                 audio=clips[r["id"]]["path"], fields={"question": r["question"],
-                                                       "voice": clips[r["id"]]["voice"]})
+                 audio=clips[r["id"]]["path"], subset=r.get("subset", "all"),
+                 fields={"question": r["question"], "voice": clips[r["id"]]["voice"]})
             for _, r in rows]
 
 

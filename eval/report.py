@@ -63,6 +63,9 @@ def suite_table(df: pd.DataFrame) -> str:
     df["column"] = df["assistant"] + " (" + df["modality"] + ")"
     df["cell"] = [_cell(v, lo, hi) for v, lo, hi in zip(df["value"], df["ci_low"], df["ci_high"])]
     df["subset"] = df["subset"].astype(str)
+    n = df.groupby(["task", "subset", "metric"])["n"].transform("max")
+    fewer = df["n"] < n  # a run on an older, smaller version of the task says so in its cell
+    df.loc[fewer, "cell"] = df.loc[fewer, "cell"] + " (n=" + df.loc[fewer, "n"].astype(str) + ")"
     columns = list(dict.fromkeys(df.sort_values(["assistant", "modality"])["column"]))
     table = df.pivot_table(index=["task", "subset", "metric"], columns="column", values="cell",
                            aggfunc="first").reindex(columns=columns).fillna("")

@@ -97,5 +97,6 @@ def test_selection_set_is_spoken_by_valid_voices_and_shares_no_question_with_the
     assert audio_array(items[0].audio).size > 8000                         # a real clip, 16 kHz
     read = lambda name: [json.loads(l) for l in (Path("eval/data") / name).read_text().splitlines() if l]  # noqa: E731
     selection, test = read("spoken_qa_select.jsonl"), read("spoken_qa.jsonl")
-    assert len(selection) >= 100 and all(r["answers"] for r in selection)
+    assert len(selection) >= 200 and all(r["answers"] for r in selection)
+    assert {r["subset"] for r in selection} == {"set-a", "set-b"} and items[0].subset == "set-a"
     assert not {r["question"].lower() for r in selection} & {r["question"].lower() for r in test}

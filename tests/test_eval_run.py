@@ -173,3 +173,12 @@ def test_a_checkpoint_folder_can_be_evaluated_under_its_own_name():
     for bad in ("no-equals-sign", f"x={folder.parent}"):  # not NAME=FOLDER, or no config.json there
         with pytest.raises(SystemExit, match="NAME=FOLDER"):
             runner.register_checkpoints([bad])
+
+
+def test_a_run_on_fewer_items_shows_its_n_in_the_table():
+    from eval.report import suite_table
+    rows = [dict(assistant=a, task="qa", subset="all", modality="audio", metric="accuracy", n=n,
+                 value=50.0, ci_low=40.0, ci_high=60.0) for a, n in (("new", 208), ("old", 113))]
+    line = suite_table(pd.DataFrame(rows)).splitlines()[-1]
+    assert line.startswith("| qa | all | accuracy | 208 |")
+    assert line.endswith("| 50.0 [40.0, 60.0] | 50.0 [40.0, 60.0] (n=113) |")
