@@ -403,6 +403,47 @@ def test_place_texts_name_countries_and_cities_without_evaluation_questions():
     assert "accra is the capital of ghana." not in {t.lower() for t, _ in picked}
 
 
+def test_small_places_filter_keeps_countries_capitals_and_big_cities():
+    """corpus.min_place_population: a clip leaves training when one of its GeoNames texts names a
+    city (not a capital) under the threshold; countries, capitals, big cities and other text stay."""
+    from datasets import Dataset
+    from train import places as P
+    from train.data import without_small_places
+    sizes = dict(P.place_texts())
+    assert sizes["Accra is the capital of Ghana."] is None  # countries and capitals: no city size
+    town = next(t for t, s in sizes.items() if s is not None and s < 50_000)
+    metropolis = next(t for t, s in sizes.items() if s is not None and s > 5_000_000)
+    clips = Dataset.from_dict({"transcript": [
+        f"What is a peony? {town}", "Accra is the capital of Ghana. What is a peony?", metropolis,
+        f"{metropolis} {town} Tell me about Simon.", "Can you explain what a lemma is?"]})
+    kept = without_small_places(clips, 1_000_000)["transcript"]
+    assert kept == ["Accra is the capital of Ghana. What is a peony?", metropolis, "Can you explain what a lemma is?"]
+    smallest = min(s for s in sizes.values() if s is not None)
+    assert len(without_small_places(clips, smallest)) == 5  # no named city is smaller than that
+
+
+def test_average_checkpoints_is_the_weighted_mean_and_refuses_other_architectures(tmp_path):
+    """train.average: each tensor is the weighted mean; the bridge settings carry over; a
+    checkpoint with another query count is refused."""
+    from diva.checkpoint import CheckpointError, read_checkpoint, save_connector
+    from diva.testing import tiny_diva
+    from train.average import average_checkpoints
+    kw = dict(n_queries=4, projection="whisper-vocab", bridge_temperature=0.05, bridge_blank="collapse")
+    a = save_connector(tiny_diva(seed=0, **kw), tmp_path / "a")
+    b = save_connector(tiny_diva(seed=1, **kw), tmp_path / "b")
+    (_, sa, _), (_, sb, _) = read_checkpoint(a), read_checkpoint(b)
+    assert not torch.equal(sa["query_tokens"], sb["query_tokens"])
+    config, mean, raw = read_checkpoint(average_checkpoints([str(a), str(b)], tmp_path / "mean", [3, 1]))
+    assert config.bridge_blank == "collapse" and config.bridge_temperature == 0.05 and raw["average_weights"] == [3, 1]
+    for k in sa:
+        torch.testing.assert_close(mean[k], 0.75 * sa[k] + 0.25 * sb[k])
+    _, only_a, _ = read_checkpoint(average_checkpoints([str(a), str(b)], tmp_path / "only_a", [1, 0]))
+    assert all(torch.equal(only_a[k], sa[k]) for k in sa)
+    other = save_connector(tiny_diva(seed=2, **{**kw, "n_queries": 6}), tmp_path / "other")
+    with pytest.raises(CheckpointError, match="n_queries"):
+        average_checkpoints([str(a), str(other)], tmp_path / "bad")
+
+
 def test_extra_slots_learn_by_distillation_alone_behind_the_bridge(tmp_path):
     """n_extra_slots: query slots after the bridge's words, projected linearly; train.trainable
     'extra' trains them by distillation while the word slots stay exactly as they were."""

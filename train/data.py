@@ -22,6 +22,7 @@ import glob
 import io
 import json
 import multiprocessing as mp
+import re
 import shutil
 import sys
 import time
@@ -42,7 +43,7 @@ DEFAULTS = dict(name="mini", root="data/corpus", n_train=2000, n_valid=200, seed
                               "wordnet-questions": 0.4},
                 speed_range=[0.85, 1.2], pitch_range=[0.88, 1.15], noise_prob=0.3,
                 snr_db=[12, 35], shard_size=250, workers=2, exclude=[],
-                pack_chars=0, pack_from=0, train_from=0)
+                pack_chars=0, pack_from=0, train_from=0, min_place_population=0)
 
 
 def corpus_settings(cfg: dict) -> dict:
@@ -52,6 +53,18 @@ def corpus_settings(cfg: dict) -> dict:
 def first_clip(settings: dict, split: str) -> int:
     """The first utterance a run uses: `train_from` continues on a grown corpus' new clips."""
     return settings.get("train_from", 0) if split == "train" else 0
+
+
+def without_small_places(data, min_population: int):
+    """Leave out the clips whose GeoNames text names a city (not a capital) of fewer than
+    `min_population` people: a training-side choice of clips, the corpus itself stays whole."""
+    small = P.small_place_texts(min_population)  # the texts `collect` drew (the source's own seed)
+
+    def keep(transcript: str) -> bool:
+        parts = re.split(r"(?<=[.?!]) ", transcript)
+        pieces = parts + [f"{a} {b}" for a, b in zip(parts, parts[1:])]  # "St. Louis ..." splits in two
+        return not any(p in small for p in pieces)
+    return data.filter(keep, input_columns="transcript", desc=f"clips without towns under {min_population:,}")
 
 
 def corpus_dir(settings: dict) -> Path:
@@ -323,6 +336,8 @@ offline text-to-speech engines; no recordings of people.
   as a sentence, the kind of thing, the whole it is part of, everyday mentions from templates.
 - **geonames-places**: countries (capital, continent, currency, neighbours) and cities of 15,000 people
   or more as statements and everyday mentions from templates (train/places.py). {P.GEONAMES_NOTICE}
+- **geonames-big-places**: the same templates, every one of them, for countries, capitals and cities of
+  a million people or more only.
 
 WordNet 3.0 is read from Debian's `wordnet-base` package (`/usr/share/wordnet`). {T.WORDNET_NOTICE}
 THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES.

@@ -82,12 +82,15 @@ def open_split(cfg: dict, split: str):
         split_name = corpus.get("splits", {}).get(split, split)
         return load_asr_corpus(corpus["hf"], split_name, text_column=corpus.get("text_column"),
                                audio_column=corpus.get("audio_column"), max_examples=corpus.get(f"max_{split}"))
-    from train.data import corpus_dir, corpus_settings, first_clip, load_corpus
+    from train.data import corpus_dir, corpus_settings, first_clip, load_corpus, without_small_places
     settings = corpus_settings(cfg)
     start = first_clip(settings, split)
     data = load_corpus(corpus_dir(settings), split, start=start)
     n = settings["n_train" if split == "train" else "n_valid"] - start  # a grown corpus: up to the config's n
-    return data.select(range(n)) if len(data) > n else data
+    data = data.select(range(n)) if len(data) > n else data
+    if split == "train" and settings["min_place_population"]:
+        data = without_small_places(data, settings["min_place_population"])
+    return data
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:

