@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from diva.model import UNUSED_CONNECTOR_PREFIX, DiVA, DivaConfig
 
 OUR_FORMAT = "diva-connector"
+BEAM_KEYS = ("bridge_decode", "beam_width", "beam_top_k", "beam_lm_weight", "beam_length_bonus")
 
 
 class CheckpointError(RuntimeError):
@@ -35,6 +36,8 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
         config["bridge_temperature"] = model.config.bridge_temperature
         config["bridge_blank"] = model.config.bridge_blank
         config["n_extra_slots"] = model.config.n_extra_slots
+        if model.config.bridge_decode != "greedy":
+            config.update({k: getattr(model.config, k) for k in BEAM_KEYS})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return folder
 
@@ -98,6 +101,7 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
                         encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection,
                         bridge_temperature=raw.get("bridge_temperature", 1.0),
                         bridge_blank=raw.get("bridge_blank", "zero"),
+                        **{k: raw[k] for k in BEAM_KEYS if k in raw},
                         n_extra_slots=state["extra_query_tokens"].shape[0] if "extra_query_tokens" in state else 0)
     return config, state, raw
 
@@ -125,11 +129,17 @@ def load_state_into(model: DiVA, state: dict[str, torch.Tensor]) -> None:
                                                 if k.startswith("extra_projection.")})
 
 
-def load_diva(source: str | Path, encoder: str | None = None, llm: str | None = None) -> DiVA:
-    """Build DiVA from a checkpoint folder or hub id (encoder/LLM may be overridden)."""
+def load_diva(source: str | Path, encoder: str | None = None, llm: str | None = None,
+              **options) -> DiVA:
+    """Build DiVA from a checkpoint folder or hub id (encoder/LLM may be overridden, and
+    inference options of DivaConfig set, e.g. bridge_decode="llm-beam")."""
     config, state, _ = read_checkpoint(source)
     config.encoder = encoder or config.encoder
     config.llm = llm or config.llm
+    for key, value in options.items():
+        if not hasattr(config, key):
+            raise TypeError(f"DivaConfig has no option {key!r}")
+        setattr(config, key, value)
     model = DiVA.from_config(config)
     load_state_into(model, state)
     return model

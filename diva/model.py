@@ -22,6 +22,7 @@ from diva.prompt import PromptLayout
 
 UNUSED_CONNECTOR_PREFIX = "embed_tokens."  # Whisper's token table, copied but never read
 BRIDGE_BLANKS = ("zero", "drop", "collapse")
+BRIDGE_DECODES = ("greedy", "llm-beam")
 
 
 @dataclass
@@ -40,6 +41,13 @@ class DivaConfig:
     n_extra_slots: int = 0                # whisper-vocab only: query slots after the words, projected
                                           # linearly instead of through the bridge (an ablation: room
                                           # for what distillation alone would carry; train.trainable: extra)
+    bridge_decode: str = "greedy"         # whisper-vocab + collapse only, at inference: each slot's top
+                                          # token ("greedy"), or the CTC beam's reading that the frozen
+                                          # LLM finds most likely ("llm-beam", diva.ctc_beam; an ablation)
+    beam_width: int = 16
+    beam_top_k: int = 8                   # words per slot the beam considers
+    beam_lm_weight: float = 0.5
+    beam_length_bonus: float = 1.0        # per LLM token of the reading
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +95,10 @@ class DiVA(nn.Module):
                 raise ValueError(f"bridge_temperature must be > 0, got {config.bridge_temperature}")
             if config.bridge_blank not in BRIDGE_BLANKS:
                 raise ValueError(f"bridge_blank must be one of {BRIDGE_BLANKS}, got {config.bridge_blank!r}")
+            if config.bridge_decode not in BRIDGE_DECODES:
+                raise ValueError(f"bridge_decode must be one of {BRIDGE_DECODES}, got {config.bridge_decode!r}")
+            if config.bridge_decode == "llm-beam" and config.bridge_blank != "collapse":
+                raise ValueError("bridge_decode 'llm-beam' reads the slots as CTC does: it needs bridge_blank 'collapse'")
             from diva.bridge import VocabularyBridge, whisper_to_llm_ids
             table = self.connector.embed_tokens.weight
             token_map = whisper_to_llm_ids(whisper_tokenizer, tokenizer, table.shape[0])
@@ -251,10 +263,30 @@ class DiVA(nn.Module):
         """Audio arrays (16 kHz) -> virtual tokens (B, slots, d_llm), every slot."""
         return self.project(self.speech_states(audios))[0]
 
+    def read_speech(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """At inference: `project`, or with bridge_decode 'llm-beam' the embeddings of the LLM-
+        rescored CTC reading of the word slots, in the LLM's own tokens (diva.ctc_beam)."""
+        if self.config.projection != "whisper-vocab" or self.config.bridge_decode == "greedy":
+            return self.project(states)
+        from diva.ctc_beam import rescored_reading
+        c = self.config
+        questions = rescored_reading(self, self.projection.head_logits(self.word_states(states)), c.beam_width,
+                                     c.beam_top_k, c.beam_lm_weight, c.beam_length_bonus)
+        rows = [self.embed_ids(self.layout.transcript_ids(q)) for q in questions]
+        virtual = self.projection.targets.new_zeros(len(rows), max(1, *(len(r) for r in rows)),
+                                                    self.projection.targets.shape[1])
+        keep = torch.zeros(virtual.shape[:2], dtype=torch.bool, device=virtual.device)
+        for i, row in enumerate(rows):
+            virtual[i, :len(row)] = row
+            keep[i, :len(row)] = True
+        if self.extra_projection is not None:
+            extra = self.extra_projection(states[:, c.n_queries:])
+            virtual, keep = torch.cat([virtual, extra], 1), torch.cat([keep, keep.new_ones(extra.shape[:2])], 1)
+        return virtual.to(states.dtype), keep
+
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
-        states = self.speech_states(audios)
-        virtual, keep = self.project(states)
+        virtual, keep = self.read_speech(self.speech_states(audios))
         return self.audio_inputs(virtual, prompts, keep)
 
 

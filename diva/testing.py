@@ -54,7 +54,7 @@ def tiny_whisper(seed: int = 0) -> WhisperForConditionalGeneration:
 
 def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", llm: str = "tiny-llama",
               encoder_seconds: float = 30.0, projection: str = "linear", bridge_temperature: float = 1.0,
-              bridge_blank: str = "zero", n_extra_slots: int = 0):
+              bridge_blank: str = "zero", n_extra_slots: int = 0, **options):
     """A DiVA on tiny random Whisper and Llama models (both speak tiny_tokenizer())."""
     from diva.model import DiVA, DivaConfig
     whisper, llm_model = tiny_whisper(seed), tiny_llm(seed)
@@ -62,5 +62,5 @@ def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", 
     return DiVA(whisper, WhisperFeatureExtractor(feature_size=80), llm_model, tiny_tokenizer(),
                 DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries, encoder_seconds=encoder_seconds,
                            projection=projection, bridge_temperature=bridge_temperature,
-                           bridge_blank=bridge_blank, n_extra_slots=n_extra_slots),
+                           bridge_blank=bridge_blank, n_extra_slots=n_extra_slots, **options),
                 whisper_tokenizer=tiny_tokenizer())

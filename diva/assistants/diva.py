@@ -18,5 +18,5 @@ class DivaAssistant(LocalLLMAssistant):
 
     def turn_content(self, audio):
         with torch.no_grad():
-            virtual, keep = self.model.project(self.model.speech_states([audio]))
+            virtual, keep = self.model.read_speech(self.model.speech_states([audio]))
             return (virtual[0] if keep is None else virtual[0][keep[0]]), None

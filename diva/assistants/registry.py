@@ -24,7 +24,7 @@ class AssistantSpec:
     checkpoint: str | None = None     # DiVA connector folder or hub id; Qwen2-Audio hub id
     n_queries: int = MINI_QUERIES     # only for an untrained DiVA
     train_hint: str = ""              # how to make a missing checkpoint
-    options: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)  # diva: DivaConfig inference options (load_diva)
 
 
 ASSISTANTS: dict[str, AssistantSpec] = {
@@ -41,6 +41,10 @@ ASSISTANTS: dict[str, AssistantSpec] = {
                                        train_hint="train it with `python -m train.distill "
                                                   "--config train/configs/mini-align-whisper.yaml`, then "
                                                   "mini-whisper.yaml"),
+    # the same connector, its slots read by the CTC beam that the frozen LLM rescores (diva/ctc_beam.py)
+    "diva-mini-whisper-beam": AssistantSpec("diva", checkpoint=str(CHECKPOINTS / "diva-mini-whisper"),
+                                            options={"bridge_decode": "llm-beam"},
+                                            train_hint="see diva-mini-whisper"),
     # an untrained connector on the mini models: for speed benchmarks and as the untrained baseline
     "diva-mini-untrained": AssistantSpec("diva", llm=MINI_LLM, encoder=MINI_ENCODER),
     "diva-llama3-8b": AssistantSpec("diva", checkpoint="WillHeld/DiVA-llama-3-v0-8b"),
@@ -83,7 +87,7 @@ def build(name: str, spec: AssistantSpec) -> VoiceAssistant:
             if local and not (Path(spec.checkpoint) / "config.json").exists():
                 raise AssistantNotAvailable(f"{name}: no trained checkpoint at {spec.checkpoint}; "
                                             f"{spec.train_hint}")
-            model = load_diva(spec.checkpoint, encoder=spec.encoder, llm=spec.llm)
+            model = load_diva(spec.checkpoint, encoder=spec.encoder, llm=spec.llm, **spec.options)
         return DivaAssistant(name, model)
     if spec.backend == "qwen2-audio":
         from diva.assistants.qwen2_audio import Qwen2AudioAssistant
