@@ -35,7 +35,7 @@ name = "local-2"
 
 def test_default_config_parses():
     config = load_config(DEFAULT_CONFIG)
-    assert [m.name for m in config.models] == ["cascade-mini", "diva-mini"]
+    assert [m.name for m in config.models] == ["cascade-mini", "diva-mini", "diva-mini-whisper-beam"]
     assert config.db.startswith("sqlite:///") and config.limits.battles_per_minute > 0
 
 

@@ -15,7 +15,7 @@ tied output head instead, against the transcript's Whisper tokens: does the deco
 know Whisper's words (the `train.align_whisper_weight` ablation trains exactly this reading)? It
 also reads the slots as a transcript (blanks dropped, or CTC-collapsed) and reports its word error
 rate; `--task spoken-qa-select --asr` does so on an evaluation task's clips, beside the cascade's
-own Whisper transcripts.
+own Whisper transcripts, and `--beam` adds the LLM-rescored CTC reading (diva/ctc_beam.py).
 """
 from __future__ import annotations
 
@@ -164,6 +164,8 @@ def main(argv=None) -> None:
                    help="read an evaluation task's clips (e.g. spoken-qa-select) instead of a corpus split")
     p.add_argument("--asr", action="store_true",
                    help="also score the cascade's Whisper transcripts of the same clips (whisper head)")
+    p.add_argument("--beam", action="store_true",
+                   help="also score the LLM-rescored CTC reading (diva/ctc_beam.py, the checkpoint's beam settings)")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. corpus.n_train=4000")
     args = p.parse_intermixed_args(argv)
     diva = load_diva(args.checkpoint)
@@ -184,6 +186,15 @@ def main(argv=None) -> None:
         print(f"the slots as a transcript: WER {counts['wer_drop']:.3f} with blanks dropped, "
               f"{counts['wer_collapse']:.3f} CTC-collapsed; word for word right: {counts['exact_drop']:.1%} / "
               f"{counts['exact_collapse']:.1%}")
+    if args.beam:
+        from diva.ctc_beam import rescored_reading
+        c = diva.config
+        with torch.no_grad():
+            picked = [q for i in range(0, len(audios), 16) for q in rescored_reading(
+                diva, diva.projection.head_logits(diva.word_states(diva.speech_states(audios[i:i + 16]))),
+                c.beam_width, c.beam_top_k, c.beam_lm_weight, c.beam_length_bonus)]
+        print(f"the LLM-rescored CTC reading: WER {word_error_rate(transcripts, picked):.3f}; "
+              f"word for word right: {exact_transcript_share(transcripts, picked):.1%}")
     if args.asr:
         from diva.assistants import load_assistant
         cascade = load_assistant("cascade-mini")
