@@ -48,12 +48,14 @@ def assistant_fingerprint(name: str) -> str:
     """Changes when a local checkpoint is retrained, so stale cached answers are not reused."""
     try:
         from diva.assistants.registry import ASSISTANTS
-        checkpoint = ASSISTANTS[name].checkpoint
+        checkpoint, options = ASSISTANTS[name].checkpoint, ASSISTANTS[name].options
     except Exception:
         return ""
     if not checkpoint or not Path(checkpoint).is_dir():
         return ""
     h = hashlib.sha256()
+    if options:  # e.g. another bridge reading of the same weights
+        h.update(json.dumps(options, sort_keys=True).encode())
     for f in sorted(Path(checkpoint).rglob("*")):
         if f.is_file():
             st = f.stat()
@@ -135,13 +137,20 @@ class Answerer:
         return [found[k] for k, _, _ in requests]
 
 
-def register_checkpoints(pairs: list[str]) -> None:
+def register_checkpoints(pairs: list[str], llm_beam: list[str] = ()) -> None:
+    """--checkpoint NAME=FOLDER pairs into the registry; the NAMEs in `llm_beam` read their slots
+    with the LLM-rescored CTC beam (diva/ctc_beam.py)."""
     from diva.assistants.registry import AssistantSpec, register
+    names = []
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not name or not (Path(folder) / "config.json").is_file():
             raise SystemExit(f"--checkpoint {pair!r}: expected NAME=FOLDER with FOLDER/config.json")
-        register(name, AssistantSpec("diva", checkpoint=str(Path(folder).resolve())))
+        options = {"bridge_decode": "llm-beam"} if name in llm_beam else {}
+        register(name, AssistantSpec("diva", checkpoint=str(Path(folder).resolve()), options=options))
+        names.append(name)
+    if set(llm_beam) - set(names):
+        raise SystemExit(f"--llm-beam {', '.join(sorted(set(llm_beam) - set(names)))}: not a --checkpoint NAME")
 
 
 def load_assistants(names: list[str]) -> tuple[dict, list[str]]:
@@ -169,7 +178,7 @@ def evaluate(args) -> int:
     torch.manual_seed(args.seed)
     out_dir = Path(args.out)
     cache = AnswerCache(args.cache or out_dir / "cache.sqlite")
-    register_checkpoints(args.checkpoint)
+    register_checkpoints(args.checkpoint, args.llm_beam)
     assistants, notes = load_assistants(args.assistant)
     wanted = MODALITIES if args.modality == "both" else (args.modality,)
     date, commit = dt.date.today().isoformat(), git_commit()
@@ -266,6 +275,9 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FOLDER",
                    help="register a DiVA connector folder (e.g. a training run's final/) under NAME; "
                         "repeatable; then pass NAME to --assistant")
+    p.add_argument("--llm-beam", action="append", default=[], metavar="NAME",
+                   help="read this --checkpoint NAME's slots with the LLM-rescored CTC beam "
+                        "(a whisper-vocab connector with the collapsing bridge; diva/ctc_beam.py)")
     p.add_argument("--limit", type=int, default=None, help="first N items (questions) per task")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--modality", default="both", choices=("audio", "text", "both"))

@@ -173,6 +173,16 @@ def test_a_checkpoint_folder_can_be_evaluated_under_its_own_name():
     for bad in ("no-equals-sign", f"x={folder.parent}"):  # not NAME=FOLDER, or no config.json there
         with pytest.raises(SystemExit, match="NAME=FOLDER"):
             runner.register_checkpoints([bad])
+    whisper = runner.REPO_ROOT / "results" / "checkpoints" / "diva-mini-whisper"
+    try:  # the same folder read with the LLM-rescored beam: its own options, its own cache entries
+        runner.register_checkpoints([f"greedy={whisper}", f"beam={whisper}"], llm_beam=["beam"])
+        assert ASSISTANTS["beam"].options == {"bridge_decode": "llm-beam"} and ASSISTANTS["greedy"].options == {}
+        assert runner.assistant_fingerprint("beam") != runner.assistant_fingerprint("greedy") != ""
+    finally:
+        ASSISTANTS.pop("greedy", None), ASSISTANTS.pop("beam", None)
+    with pytest.raises(SystemExit, match="--llm-beam other"):
+        runner.register_checkpoints([f"my-run={folder}"], llm_beam=["other"])
+    ASSISTANTS.pop("my-run", None)
 
 
 def test_a_run_on_fewer_items_shows_its_n_in_the_table():
