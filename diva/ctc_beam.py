@@ -100,13 +100,13 @@ def pick_question(llm, layout, candidates: list[tuple[str, float]], lm_weight: f
     return unique[max(range(len(scores)), key=scores.__getitem__)][0]
 
 
-def rescored_reading(diva, head_logits: torch.Tensor, beam_width: int, top_k: int, lm_weight: float,
-                     length_bonus: float) -> list[str]:
+def rescored_reading(diva, head_logits: torch.Tensor) -> list[str]:
     """(B, Q, V) Whisper-head logits of the word slots -> per clip, the question the LLM
-    rescoring picks ("" where every slot is blank)."""
+    rescoring picks ("" where every slot is blank), with the beam settings of diva.config."""
+    c = diva.config
     picked = []
     for slots in head_logits.float().log_softmax(-1):
-        readings = ctc_prefix_beam(slots, diva.projection.carries_word, beam_width, top_k)
+        readings = ctc_prefix_beam(slots, diva.projection.carries_word, c.beam_width, c.beam_top_k)
         candidates = [(diva.whisper_tokenizer.decode(list(ids)), ctc) for ids, ctc in readings]
-        picked.append(pick_question(diva.llm, diva.layout, candidates, lm_weight, length_bonus))
+        picked.append(pick_question(diva.llm, diva.layout, candidates, c.beam_lm_weight, c.beam_length_bonus))
     return picked

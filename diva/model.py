@@ -269,9 +269,7 @@ class DiVA(nn.Module):
         if self.config.projection != "whisper-vocab" or self.config.bridge_decode == "greedy":
             return self.project(states)
         from diva.ctc_beam import rescored_reading
-        c = self.config
-        questions = rescored_reading(self, self.projection.head_logits(self.word_states(states)), c.beam_width,
-                                     c.beam_top_k, c.beam_lm_weight, c.beam_length_bonus)
+        questions = rescored_reading(self, self.projection.head_logits(self.word_states(states)))
         rows = [self.embed_ids(self.layout.transcript_ids(q)) for q in questions]
         virtual = self.projection.targets.new_zeros(len(rows), max(1, *(len(r) for r in rows)),
                                                     self.projection.targets.shape[1])
@@ -280,7 +278,7 @@ class DiVA(nn.Module):
             virtual[i, :len(row)] = row
             keep[i, :len(row)] = True
         if self.extra_projection is not None:
-            extra = self.extra_projection(states[:, c.n_queries:])
+            extra = self.extra_projection(states[:, self.config.n_queries:])
             virtual, keep = torch.cat([virtual, extra], 1), torch.cat([keep, keep.new_ones(extra.shape[:2])], 1)
         return virtual.to(states.dtype), keep
 

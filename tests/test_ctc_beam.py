@@ -66,7 +66,7 @@ def test_llm_beam_hands_the_llm_the_picked_question_in_its_own_tokens(tmp_path):
                      bridge_temperature=0.05, bridge_decode="llm-beam", beam_width=4, beam_top_k=3)
     torch.manual_seed(0)
     states = torch.randn(2, 6, diva.connector.config.d_model) * 3
-    questions = rescored_reading(diva, diva.projection.head_logits(states), 4, 3, 0.5, 1.0)
+    questions = rescored_reading(diva, diva.projection.head_logits(states))  # width 4, top 3
     assert all(questions)
     virtual, keep = diva.read_speech(states)
     for i, question in enumerate(questions):

@@ -188,11 +188,9 @@ def main(argv=None) -> None:
               f"{counts['exact_collapse']:.1%}")
     if args.beam:
         from diva.ctc_beam import rescored_reading
-        c = diva.config
         with torch.no_grad():
             picked = [q for i in range(0, len(audios), 16) for q in rescored_reading(
-                diva, diva.projection.head_logits(diva.word_states(diva.speech_states(audios[i:i + 16]))),
-                c.beam_width, c.beam_top_k, c.beam_lm_weight, c.beam_length_bonus)]
+                diva, diva.projection.head_logits(diva.word_states(diva.speech_states(audios[i:i + 16]))))]
         print(f"the LLM-rescored CTC reading: WER {word_error_rate(transcripts, picked):.3f}; "
               f"word for word right: {exact_transcript_share(transcripts, picked):.1%}")
     if args.asr:
