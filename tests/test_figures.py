@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from results import figures, paper
+from figures import data, draw, paper, render
 
-SPEC = {s.name: s for s in figures.SPECS}
+SPEC = {s.name: s for s in draw.SPECS}
 
 
 def bar_heights(fig) -> dict[tuple[str, str, str], float]:
@@ -23,7 +23,7 @@ def bar_heights(fig) -> dict[tuple[str, str, str], float]:
 
 
 def starred_labels(fig) -> set[str]:
-    return {t.get_gid() for ax in fig.axes for t in ax.texts if figures.STAR in t.get_text()}
+    return {t.get_gid() for ax in fig.axes for t in ax.texts if draw.STAR in t.get_text()}
 
 
 # --- fixtures: a small eval suite with per-item results, and arena votes ----------------------
@@ -107,7 +107,7 @@ def test_committed_tidy_csv_matches_the_raw_table():
 def test_paper_bars_equal_the_csv(name):
     table = paper.load()
     spec = SPEC[name]
-    fig = figures.paper_figure(table, spec)
+    fig = render.paper_figure(table, spec)
     heights = bar_heights(fig)
     rows = table[table["figure"].isin(spec.paper_keys)]
     assert heights == {(r.task, r.subset, r.model): r.value for r in rows.itertuples()}
@@ -118,7 +118,7 @@ def test_paper_bars_equal_the_csv(name):
 
 
 def test_paper_user_study_uses_vote_counts():
-    fig = figures.paper_figure(paper.load(), SPEC["fig6_user_study"])
+    fig = render.paper_figure(paper.load(), SPEC["fig6_user_study"])
     widths = {p.get_gid().split("|")[-1]: p.get_width() for p in fig.axes[0].patches if p.get_gid()}
     assert widths["diva_llama3_8b"] == pytest.approx(100 * 374 / 522)
     assert widths["qwen2_audio_instruct_7b"] == pytest.approx(100 * 148 / 522)
@@ -127,8 +127,8 @@ def test_paper_user_study_uses_vote_counts():
 # --- our results ---------------------------------------------------------------------------------
 
 def test_our_bars_equal_the_csv_and_stars_are_tested(eval_dir):
-    results = figures.load_eval(eval_dir / "qa.csv")
-    fig = figures.our_eval_figure(results, SPEC["fig2_qa"], eval_dir / "items")
+    results = data.load_eval(eval_dir / "qa.csv")
+    fig = render.our_eval_figure(results, SPEC["fig2_qa"], eval_dir / "items")
     heights = bar_heights(fig)
     assert heights[("spoken-qa", "voice-a", "diva-mini")] == 90.0      # accuracy, not exact_match
     assert heights[("spoken-qa", "voice-a", "cascade-mini")] == 30.0
@@ -143,41 +143,41 @@ def test_our_bars_equal_the_csv_and_stars_are_tested(eval_dir):
 
 
 def test_no_items_means_no_star(eval_dir, tmp_path):
-    results = figures.load_eval(eval_dir / "qa.csv")
-    bars = figures.our_bars(results, tmp_path / "nowhere", "qa")
+    results = data.load_eval(eval_dir / "qa.csv")
+    bars = data.our_bars(results, tmp_path / "nowhere", "qa")
     assert not bars["star"].any() and bars["p_value"].isna().all()
 
 
 def test_our_user_study_from_votes(votes_csv):
-    votes = figures.load_votes(votes_csv)
-    pairs = figures.pairwise_votes(votes).set_index("model_b")
+    votes = data.load_votes(votes_csv)
+    pairs = data.pairwise_votes(votes).set_index("model_b")
     row = pairs.loc["cascade-mini"]
     assert (row["model_a"], row["wins_a"], row["wins_b"], row["ties"]) == ("diva-mini", 30, 10, 8)
-    assert row["p_value"] == pytest.approx(figures.binomial_p(30, 10)) and row["star"] == "diva-mini"
+    assert row["p_value"] == pytest.approx(data.binomial_p(30, 10)) and row["star"] == "diva-mini"
     assert pairs.loc["diva-mini", "star"] == ""  # 1 vote to 0 is not significant
-    fig = figures.our_votes_figure(votes, SPEC["fig6_user_study"])
+    fig = render.our_votes_figure(votes, SPEC["fig6_user_study"])
     widths = {p.get_gid(): p.get_width() for p in fig.axes[0].patches if p.get_gid()}
     assert widths["bar|diva-mini vs cascade-mini|a|diva-mini"] == pytest.approx(75.0)
     assert widths["bar|diva-mini vs cascade-mini|b|cascade-mini"] == pytest.approx(25.0)
 
 
 def test_missing_results_name_the_command(tmp_path, capsys):
-    with pytest.raises(figures.MissingResults, match=r"make eval .*eval\.run.*--suite qa"):
-        figures.load_eval(tmp_path / "qa.csv")
-    with pytest.raises(figures.MissingResults, match=r"demo\.leaderboard --out results/arena"):
-        figures.load_votes(tmp_path / "votes.csv")
+    with pytest.raises(data.MissingResults, match=r"make eval .*eval\.run.*--suite qa"):
+        data.load_eval(tmp_path / "qa.csv")
+    with pytest.raises(data.MissingResults, match=r"demo\.leaderboard --out results/arena"):
+        data.load_votes(tmp_path / "votes.csv")
     out = tmp_path / "png"
-    assert figures.main(["--eval-dir", str(tmp_path), "--votes", str(tmp_path / "votes.csv"),
+    assert render.main(["--eval-dir", str(tmp_path), "--votes", str(tmp_path / "votes.csv"),
                          "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "make eval" in printed and "demo.leaderboard" in printed and "Traceback" not in printed
-    assert sorted(p.name for p in out.iterdir()) == [f"paper_{s.name}.png" for s in figures.SPECS]
+    assert sorted(p.name for p in out.iterdir()) == [f"paper_{s.name}.png" for s in draw.SPECS]
 
 
 def test_pngs_are_byte_stable(eval_dir, votes_csv, tmp_path):
     runs = []
     for name in ("a", "b"):
-        written, skipped = figures.render_all(paper.TIDY_CSV, eval_dir, votes_csv, tmp_path / name)
+        written, skipped = render.render_all(paper.TIDY_CSV, eval_dir, votes_csv, tmp_path / name)
         runs.append({p.name: p.read_bytes() for p in written})
     assert "ours_fig2_qa.png" in runs[0] and "ours_fig6_user_study.png" in runs[0]
     assert runs[0] == runs[1]
@@ -187,22 +187,22 @@ def test_pngs_are_byte_stable(eval_dir, votes_csv, tmp_path):
 # --- statistics on hand-checkable cases ----------------------------------------------------------
 
 def test_binomial_test_of_the_paper_user_study():
-    assert figures.binomial_p(374, 148) < 0.001
-    assert figures.binomial_p(5, 5) == 1.0
-    assert figures.binomial_p(10, 0) == pytest.approx(2 * 0.5 ** 10)  # two-sided
-    assert figures.binomial_p(0, 0) == 1.0
+    assert data.binomial_p(374, 148) < 0.001
+    assert data.binomial_p(5, 5) == 1.0
+    assert data.binomial_p(10, 0) == pytest.approx(2 * 0.5 ** 10)  # two-sided
+    assert data.binomial_p(0, 0) == 1.0
 
 
 def test_paired_bootstrap_hand_cases():
     ones, zeros = np.ones(50), np.zeros(50)
-    assert figures.paired_bootstrap(ones, zeros) == 0.0          # a always better
-    assert figures.paired_bootstrap(zeros, ones) == 1.0          # a never better
-    assert figures.paired_bootstrap(ones, ones) == 1.0           # equal is not better
+    assert data.paired_bootstrap(ones, zeros) == 0.0          # a always better
+    assert data.paired_bootstrap(zeros, ones) == 1.0          # a never better
+    assert data.paired_bootstrap(ones, ones) == 1.0           # equal is not better
     # d = [1, 0]: a resample is not better only when it draws item 2 twice, p = 1/4
-    assert figures.paired_bootstrap([1, 0], [0, 0], n_resamples=20_000) == pytest.approx(0.25, abs=0.01)
+    assert data.paired_bootstrap([1, 0], [0, 0], n_resamples=20_000) == pytest.approx(0.25, abs=0.01)
     # same seed, same answer
     a, b = np.r_[np.ones(12), np.zeros(8)], np.r_[np.ones(9), np.zeros(11)]
-    assert figures.paired_bootstrap(a, b) == figures.paired_bootstrap(a, b)
+    assert data.paired_bootstrap(a, b) == data.paired_bootstrap(a, b)
 
 
 def test_classification_panels_and_task_level_items(tmp_path):
@@ -216,8 +216,8 @@ def test_classification_panels_and_task_level_items(tmp_path):
             eval_row("diva-mini", "mustard", "all", 55.0),
             {**eval_row("cascade-mini", "mustard", "all", 0.0), "value": "n/a"}]  # unreadable: dropped
     pd.DataFrame(rows).to_csv(tmp_path / "classification.csv", index=False)
-    results = figures.load_eval(tmp_path / "classification.csv")
-    fig = figures.our_eval_figure(results, SPEC["fig3_classification"], d / "items")
+    results = data.load_eval(tmp_path / "classification.csv")
+    fig = render.our_eval_figure(results, SPEC["fig3_classification"], d / "items")
     assert [ax.get_title() for ax in fig.axes] == ["Emotion recognition", "Sarcasm & humour"]
     assert bar_heights(fig) == {("iemocap", "all", "diva-mini"): 100.0,
                                 ("iemocap", "all", "cascade-mini"): 0.0,

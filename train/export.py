@@ -1,6 +1,6 @@
 """Export a run's connector (final, or its latest checkpoint) as a loadable checkpoint + model card.
 
-    python -m train.export results/train/runs/diva-mini results/checkpoints/diva-mini
+    python -m train.export results/train/runs/diva-mini checkpoints/diva-mini
 
 The folder gets `model.safetensors` + `config.json` (diva.checkpoint's layout, loadable by the
 registry names `diva-mini` / `sft-mini`) and a README.md model card: data, steps, wall time,

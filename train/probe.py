@@ -1,6 +1,6 @@
 """What the connector says: each virtual token read back as its nearest LLM token embedding.
 
-    python -m train.probe results/checkpoints/diva-mini --config train/configs/mini.yaml --n 96
+    python -m train.probe checkpoints/diva-mini --config train/configs/mini.yaml --n 96
 
 On held-out clips (the corpus' VALID voices) it prints transcripts next to the nearest-token
 reading of their virtual tokens, and reports the share of aligned slots (the last N, as in the
@@ -152,7 +152,7 @@ def main(argv=None) -> None:
     from train.data import audio_array
     from train.distill import open_split
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="a DiVA connector folder (e.g. results/checkpoints/diva-mini)")
+    p.add_argument("checkpoint", help="a DiVA connector folder (e.g. checkpoints/diva-mini)")
     p.add_argument("--config", default="train/configs/mini.yaml",
                    help="names the corpus; its first n_train transcripts give the token frequencies")
     p.add_argument("--split", default="valid")

@@ -12,7 +12,7 @@ from pathlib import Path
 from diva.assistants.base import VoiceAssistant
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHECKPOINTS = REPO_ROOT / "results" / "checkpoints"
+CHECKPOINTS = REPO_ROOT / "checkpoints"
 MINI_ENCODER, MINI_LLM, MINI_QUERIES = "whisper-tiny.en", "smollm2-135m-instruct", 32
 
 

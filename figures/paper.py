@@ -3,7 +3,7 @@
 `paper_figure_values.csv` is a copy of the shared wide table: one row per bar group, one column
 per model, cells such as `54.8`, `0.0(no bar)` or `72 (374 votes)`, and a `starred_best` column
 naming the model the paper marks as significantly best (e.g. `diva p<0.001`).
-`python -m results.paper` rewrites it as `paper_values.csv`, one row per bar:
+`python -m figures.paper` rewrites it as `paper_values.csv`, one row per bar:
 
     figure, task, subset, metric, model, value, votes, starred, note
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent.parent / "results" / "paper"
 RAW_CSV = HERE / "paper_figure_values.csv"
 TIDY_CSV = HERE / "paper_values.csv"
 

@@ -1,0 +1,3 @@
+from figures.render import main
+
+raise SystemExit(main())

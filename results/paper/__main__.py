@@ -1,3 +1,0 @@
-from results.paper import main
-
-raise SystemExit(main())
