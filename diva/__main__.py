@@ -56,8 +56,7 @@ def ask(argv: list[str]) -> int:
 def list_assistants(argv: list[str]) -> int:
     from diva.assistants.registry import ASSISTANTS
     for name, spec in ASSISTANTS.items():
-        source = spec.checkpoint or f"{spec.encoder or ''} {spec.llm or ''}".strip()
-        print(f"{name:22s} {spec.backend:12s} {source}")
+        print(f"{name:24s} {spec.description}")
     return 0
 
 

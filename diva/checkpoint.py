@@ -4,19 +4,22 @@ Both hold only what DiVA trains; the encoder and LLM are named in config.json an
 their own checkpoints. The released layout differs in one place: `projection.weight` is stored
 transposed, (d_whisper, d_llm), relative to `torch.nn.Linear`'s (d_llm, d_whisper). Our own
 files say `"projection_layout": "out_in"`; a config without that key is the released layout.
+Our folders also hold `inference.json`: how the virtual tokens are read (diva.bridge.InferenceOptions).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from diva.bridge import InferenceOptions
 from diva.model import UNUSED_CONNECTOR_PREFIX, DiVA, DivaConfig
 
 OUR_FORMAT = "diva-connector"
-BEAM_KEYS = ("bridge_decode", "beam_width", "beam_top_k", "beam_lm_weight", "beam_length_bonus")
+OPTIONS_FILE = "inference.json"
 
 
 class CheckpointError(RuntimeError):
@@ -32,13 +35,8 @@ def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm,
               "n_queries": model.config.n_queries, "encoder_seconds": model.config.encoder_seconds,
               "projection": model.config.projection, **(extra or {})}
-    if model.config.projection == "whisper-vocab":
-        config["bridge_temperature"] = model.config.bridge_temperature
-        config["bridge_blank"] = model.config.bridge_blank
-        config["n_extra_slots"] = model.config.n_extra_slots
-        if model.config.bridge_decode != "greedy":
-            config.update({k: getattr(model.config, k) for k in BEAM_KEYS})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / OPTIONS_FILE).write_text(json.dumps(model.options.to_dict(), indent=2) + "\n")
     return folder
 
 
@@ -81,7 +79,8 @@ def _read_state(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Tensor], dict]:
-    """Config, connector state dict in nn.Linear orientation, and the raw config.json."""
+    """Config, connector state dict in nn.Linear orientation, and the raw config.json (with the
+    inference options of inference.json, when there is one, under "inference")."""
     folder = _local_folder(source)
     config_file = folder / "config.json"
     if not config_file.exists():
@@ -98,11 +97,9 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
         state["projection.weight"] = state["projection.weight"].t().contiguous()
     config = DivaConfig(encoder=raw["reference_encoder"], llm=raw["reference_decoder"],
                         n_queries=state["query_tokens"].shape[0],
-                        encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection,
-                        bridge_temperature=raw.get("bridge_temperature", 1.0),
-                        bridge_blank=raw.get("bridge_blank", "zero"),
-                        **{k: raw[k] for k in BEAM_KEYS if k in raw},
-                        n_extra_slots=state["extra_query_tokens"].shape[0] if "extra_query_tokens" in state else 0)
+                        encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection)
+    if (folder / OPTIONS_FILE).exists():
+        raw["inference"] = json.loads((folder / OPTIONS_FILE).read_text())
     return config, state, raw
 
 
@@ -122,24 +119,15 @@ def load_state_into(model: DiVA, state: dict[str, torch.Tensor]) -> None:
                                      if k.startswith("connector.")}, strict=False)
     model.projection.load_state_dict({k[len("projection."):]: v for k, v in state.items()
                                       if k.startswith("projection.")})
-    if model.extra_query_tokens is not None:
-        with torch.no_grad():
-            model.extra_query_tokens.copy_(state["extra_query_tokens"])
-        model.extra_projection.load_state_dict({k[len("extra_projection."):]: v for k, v in state.items()
-                                                if k.startswith("extra_projection.")})
 
 
 def load_diva(source: str | Path, encoder: str | None = None, llm: str | None = None,
-              **options) -> DiVA:
-    """Build DiVA from a checkpoint folder or hub id (encoder/LLM may be overridden, and
-    inference options of DivaConfig set, e.g. bridge_decode="llm-beam")."""
-    config, state, _ = read_checkpoint(source)
-    config.encoder = encoder or config.encoder
-    config.llm = llm or config.llm
-    for key, value in options.items():
-        if not hasattr(config, key):
-            raise TypeError(f"DivaConfig has no option {key!r}")
-        setattr(config, key, value)
-    model = DiVA.from_config(config)
+              options: dict | None = None) -> DiVA:
+    """Build DiVA from a checkpoint folder or hub id. The encoder and LLM may be overridden;
+    `options` change the inference options stored beside the checkpoint (InferenceOptions
+    fields, e.g. {"bridge_decode": "llm-beam"}); a loaded model's `options` can be set too."""
+    config, state, raw = read_checkpoint(source)
+    config = replace(config, encoder=encoder or config.encoder, llm=llm or config.llm)
+    model = DiVA.from_config(config, InferenceOptions.from_dict({**raw.get("inference", {}), **(options or {})}))
     load_state_into(model, state)
     return model

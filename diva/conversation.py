@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS, Reply, TokenClock
+from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS
+from diva.reply import Reply, TokenClock
 from diva.audio import AudioInput, load_audio
 from diva.generation import decode, generate_ids
 from diva.prompt import PLACEHOLDER, user_content

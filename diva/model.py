@@ -5,6 +5,9 @@ embeddings are learned query tokens (plus Whisper's learned decoder positions); 
 cross-attends to the encoder output with causal self-attention over the queries. A linear
 projection (with bias) maps its output to the LLM width. Trainable: query tokens, the decoder
 copy, the projection. Frozen: the encoder and the LLM.
+
+`DivaConfig` holds what shapes the weights; `diva.bridge.InferenceOptions` how the virtual tokens
+are read at inference (only the vocabulary bridge has choices there).
 """
 from __future__ import annotations
 
@@ -17,37 +20,22 @@ import torch
 from torch import nn
 
 from diva.audio import SAMPLE_RATE, LongAudioWarning
+from diva.bridge import InferenceOptions, SlotReader, VocabularyBridge, whisper_to_llm_ids
+from diva.padding import pad
 from diva.prompt import PromptLayout
 
-
 UNUSED_CONNECTOR_PREFIX = "embed_tokens."  # Whisper's token table, copied but never read
-BRIDGE_BLANKS = ("zero", "drop", "collapse")
-BRIDGE_DECODES = ("greedy", "llm-beam")
+PROJECTIONS = ("linear", "whisper-vocab")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DivaConfig:
     encoder: str = "whisper-tiny.en"      # embedded name, hub id or folder
     llm: str = "smollm2-135m-instruct"
     n_queries: int = 448                  # paper: 448 = Whisper's max target length
     encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on the first
                                           # N seconds only (faster; audio past it is not heard)
-    projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge, an ablation)
-    bridge_temperature: float = 1.0       # whisper-vocab only: softmax temperature over Whisper's head
-    bridge_blank: str = "zero"            # whisper-vocab only: slots read as a special token (the blank)
-                                          # reach the LLM as zeros ("zero") or not at all ("drop");
-                                          # "collapse" also leaves out a repeat of the previous slot's
-                                          # token (CTC's reading, for train.align_whisper_ctc)
-    n_extra_slots: int = 0                # whisper-vocab only: query slots after the words, projected
-                                          # linearly instead of through the bridge (an ablation: room
-                                          # for what distillation alone would carry; train.trainable: extra)
-    bridge_decode: str = "greedy"         # whisper-vocab + collapse only, at inference: each slot's top
-                                          # token ("greedy"), or the CTC beam's reading that the frozen
-                                          # LLM finds most likely ("llm-beam", diva.ctc_beam; an ablation)
-    beam_width: int = 16
-    beam_top_k: int = 8                   # words per slot the beam considers
-    beam_lm_weight: float = 0.5
-    beam_length_bonus: float = 1.0        # per LLM token of the reading
+    projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -55,25 +43,23 @@ class DivaConfig:
 
 class DiVA(nn.Module):
     def __init__(self, whisper, feature_extractor, llm, tokenizer, config: DivaConfig,
-                 whisper_tokenizer=None):
+                 whisper_tokenizer=None, options: InferenceOptions | None = None):
         super().__init__()
         max_queries = whisper.config.max_target_positions
         if not 1 <= config.n_queries <= max_queries:
             raise ValueError(f"n_queries must be in 1..{max_queries} (Whisper's decoder positions)")
-        if not 0 <= config.n_extra_slots <= max_queries - config.n_queries:
-            raise ValueError(f"n_extra_slots must be in 0..{max_queries - config.n_queries} "
-                             "(Whisper's decoder positions left after n_queries)")
-        if config.n_extra_slots and config.projection != "whisper-vocab":
-            raise ValueError("n_extra_slots needs projection 'whisper-vocab' (with the linear "
-                             "projection every slot is already free)")
         window = whisper.config.max_source_positions  # encoder frames in 30 s (50 per second)
         self.encoder_frames = round(config.encoder_seconds * window / 30)
         if not 1 <= self.encoder_frames <= window:
             raise ValueError(f"encoder_seconds must be in (0, 30], got {config.encoder_seconds}")
+        if config.projection not in PROJECTIONS:
+            raise ValueError(f"projection must be one of {PROJECTIONS}, got {config.projection!r}")
+        if config.projection == "whisper-vocab" and whisper_tokenizer is None:
+            raise ValueError("projection 'whisper-vocab' needs Whisper's tokenizer")
         self.config = config
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
-        self.whisper_tokenizer = whisper_tokenizer  # the connector's own vocabulary (Whisper-head ablation)
+        self.whisper_tokenizer = whisper_tokenizer  # the connector's own vocabulary (CTC targets, bridge)
         self.layout = PromptLayout(tokenizer)
         self.encoder = whisper.get_encoder()          # frozen, shared with other assistants
         self.llm = llm                                # frozen, shared with other assistants
@@ -88,49 +74,37 @@ class DiVA(nn.Module):
         self.query_tokens = nn.Parameter(torch.randn(config.n_queries, d_whisper) * scale)
         if config.projection == "linear":
             self.projection = nn.Linear(d_whisper, d_llm, bias=True)
-        elif config.projection == "whisper-vocab":
-            if whisper_tokenizer is None:
-                raise ValueError("projection 'whisper-vocab' needs Whisper's tokenizer")
-            if not config.bridge_temperature > 0:
-                raise ValueError(f"bridge_temperature must be > 0, got {config.bridge_temperature}")
-            if config.bridge_blank not in BRIDGE_BLANKS:
-                raise ValueError(f"bridge_blank must be one of {BRIDGE_BLANKS}, got {config.bridge_blank!r}")
-            if config.bridge_decode not in BRIDGE_DECODES:
-                raise ValueError(f"bridge_decode must be one of {BRIDGE_DECODES}, got {config.bridge_decode!r}")
-            if config.bridge_decode == "llm-beam" and config.bridge_blank != "collapse":
-                raise ValueError("bridge_decode 'llm-beam' reads the slots as CTC does: it needs bridge_blank 'collapse'")
-            from diva.bridge import VocabularyBridge, whisper_to_llm_ids
+        else:
             table = self.connector.embed_tokens.weight
             token_map = whisper_to_llm_ids(whisper_tokenizer, tokenizer, table.shape[0])
-            self.projection = VocabularyBridge(table, llm.get_input_embeddings().weight, token_map,
-                                               temperature=config.bridge_temperature)
-        else:
-            raise ValueError(f"projection must be 'linear' or 'whisper-vocab', got {config.projection!r}")
-        self.extra_query_tokens = self.extra_projection = None
-        if config.n_extra_slots:
-            self.extra_query_tokens = nn.Parameter(torch.randn(config.n_extra_slots, d_whisper) * scale)
-            # start as the mean LLM input embedding in every extra slot (a token that says nothing);
-            # the zero weight still gets a gradient, so distillation grows what the slots carry
-            self.extra_projection = nn.Linear(d_whisper, d_llm, bias=True)
-            with torch.no_grad():
-                self.extra_projection.weight.zero_()
-                self.extra_projection.bias.copy_(llm.get_input_embeddings().weight.detach().mean(0))
-        device = next(llm.parameters()).device
-        dtype = next(llm.parameters()).dtype
-        for module in (self.connector, self.projection, self.extra_projection):
-            if module is not None:
-                module.to(device=device, dtype=dtype)
-        for tokens in (self.query_tokens, self.extra_query_tokens):
-            if tokens is not None:
-                tokens.data = tokens.data.to(device=device, dtype=dtype)
+            self.projection = VocabularyBridge(table, llm.get_input_embeddings().weight, token_map)
+        device, dtype = next(llm.parameters()).device, next(llm.parameters()).dtype
+        self.connector.to(device=device, dtype=dtype)
+        self.projection.to(device=device, dtype=dtype)
+        self.query_tokens.data = self.query_tokens.data.to(device=device, dtype=dtype)
+        self.options = options or InferenceOptions()
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
-    def from_config(cls, config: DivaConfig) -> "DiVA":
+    def from_config(cls, config: DivaConfig, options: InferenceOptions | None = None) -> "DiVA":
         from diva.models import load_llm, load_whisper
         whisper, features, whisper_tokenizer = load_whisper(config.encoder)
         llm, tokenizer = load_llm(config.llm)
-        return cls(whisper, features, llm, tokenizer, config, whisper_tokenizer)
+        return cls(whisper, features, llm, tokenizer, config, whisper_tokenizer, options)
+
+    @property
+    def options(self) -> InferenceOptions:
+        return self._options
+
+    @options.setter
+    def options(self, options: InferenceOptions) -> None:
+        """Set how the virtual tokens are read (the weights stay as they are)."""
+        if options.bridge_decode != "greedy" and self.config.projection != "whisper-vocab":
+            raise ValueError(f"bridge_decode {options.bridge_decode!r} reads the vocabulary bridge's "
+                             "slots; this DiVA has a linear projection")
+        self._options = options
+        self.reader = SlotReader(self.projection, self.llm, self.layout, self.whisper_tokenizer, options) \
+            if self.config.projection == "whisper-vocab" else None
 
     def train(self, mode: bool = True) -> "DiVA":
         super().train(mode)
@@ -142,23 +116,10 @@ class DiVA(nn.Module):
     def device(self) -> torch.device:
         return self.query_tokens.device
 
-    def extra_parameters(self) -> list[nn.Parameter]:
-        """The extra slots' query tokens and projection (empty without n_extra_slots)."""
-        if self.extra_query_tokens is None:
-            return []
-        return [self.extra_query_tokens, *self.extra_projection.parameters()]
-
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What the optimiser gets: every part DiVA trains that is not frozen (freeze_word_slots)."""
-        parts = [self.query_tokens, *self.connector.parameters(), *self.projection.parameters(),
-                 *self.extra_parameters()]
+        """What the optimiser gets: the query tokens, the decoder copy and the projection."""
+        parts = [self.query_tokens, *self.connector.parameters(), *self.projection.parameters()]
         return [p for p in parts if p.requires_grad]
-
-    def freeze_word_slots(self) -> None:
-        """Train the extra slots alone: the word slots' queries and the decoder copy stop learning
-        (gradients still flow through the frozen decoder to the extra queries)."""
-        self.query_tokens.requires_grad_(False)
-        self.connector.requires_grad_(False)
 
     def connector_state_dict(self) -> dict[str, torch.Tensor]:
         """Only what DiVA trains (the encoder and LLM come from their own checkpoints; the
@@ -167,9 +128,6 @@ class DiVA(nn.Module):
         state.update({f"connector.{k}": v for k, v in self.connector.state_dict().items()
                       if not k.startswith(UNUSED_CONNECTOR_PREFIX)})
         state.update({f"projection.{k}": v for k, v in self.projection.state_dict().items()})
-        if self.extra_query_tokens is not None:
-            state["extra_query_tokens"] = self.extra_query_tokens.detach()
-            state.update({f"extra_projection.{k}": v for k, v in self.extra_projection.state_dict().items()})
         return state
 
     # ---- the audio path -------------------------------------------------------------------
@@ -187,39 +145,26 @@ class DiVA(nn.Module):
 
     def connector_states(self, encoder_states: torch.Tensor) -> torch.Tensor:
         """The decoder copy's output on the queries (after its final norm, in Whisper's own
-        output space): (B, frames, d_whisper) -> (B, n_queries + n_extra_slots, d_whisper).
-        The extra slots come last; the decoder is causal, so the word slots never see them."""
-        queries = self.query_tokens
-        if self.extra_query_tokens is not None:
-            queries = torch.cat([queries, self.extra_query_tokens])
-        queries = queries.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
+        output space): (B, frames, d_whisper) -> (B, n_queries, d_whisper)."""
+        queries = self.query_tokens.unsqueeze(0).expand(encoder_states.shape[0], -1, -1)
         return self.connector(inputs_embeds=queries, encoder_hidden_states=encoder_states,
                               use_cache=False).last_hidden_state
 
-    def word_states(self, connector_states: torch.Tensor) -> torch.Tensor:
-        """The first n_queries slots (what the alignment losses and the probes read)."""
-        return connector_states[:, :self.config.n_queries]
+    def project(self, connector_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Connector states -> virtual tokens (B, n_queries, d_llm) and the slots the LLM sees
+        (B, n_queries), None for all of them (the linear projection). Differentiable: training
+        reads the bridge greedily."""
+        if self.reader is None:
+            return self.projection(connector_states), None
+        return self.reader.greedy(connector_states)
 
     def virtual_tokens(self, encoder_states: torch.Tensor) -> torch.Tensor:
-        """Connector + projection: (B, frames, d_whisper) -> (B, slots, d_llm), every slot."""
+        """Connector + projection: (B, frames, d_whisper) -> (B, n_queries, d_llm), every slot."""
         return self.project(self.connector_states(encoder_states))[0]
 
-    def project(self, connector_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Connector states -> virtual tokens (B, slots, d_llm) and the slots the LLM sees
-        (B, slots), None for all of them. Only a bridge with bridge_blank 'drop' or 'collapse'
-        leaves out the slots that Whisper's head reads as a special token (and, for 'collapse', as
-        the previous slot's token); extra slots are always seen."""
-        words = self.word_states(connector_states)
-        if self.config.projection == "whisper-vocab" and self.config.bridge_blank != "zero":
-            virtual, keep = self.projection.read(words, collapse=self.config.bridge_blank == "collapse")
-        else:
-            virtual, keep = self.projection(words), None
-        if self.extra_projection is None:
-            return virtual, keep
-        extra = self.extra_projection(connector_states[:, self.config.n_queries:])
-        if keep is not None:
-            keep = torch.cat([keep, keep.new_ones(extra.shape[:2])], 1)
-        return torch.cat([virtual, extra], 1), keep
+    def read_speech(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """At inference: `project`, or the bridge's slots read as `self.options` say."""
+        return self.project(states) if self.reader is None else self.reader(states)
 
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:
@@ -228,22 +173,21 @@ class DiVA(nn.Module):
 
     def audio_inputs(self, virtual_tokens: torch.Tensor, prompts: list[str | None] | None = None,
                      keep: torch.Tensor | None = None):
-        """[prefix][prompt][virtual tokens][suffix] per example, left-padded; `keep` (B, n_queries)
+        """[prefix][prompt][virtual tokens][suffix] per example, left-padded; `keep` (B, slots)
         selects the virtual tokens to hand over (project)."""
         prompts = prompts or [None] * virtual_tokens.shape[0]
         rows = []
         for i, (tokens, prompt) in enumerate(zip(virtual_tokens, prompts)):
             before, after = self.layout.around_audio(prompt)
             if keep is not None:
-                tokens = tokens[keep[i]]
+                tokens = tokens[keep[i].bool()]
             rows.append(torch.cat([self.embed_ids(before), tokens, self.embed_ids(after)]))
-        return left_pad(rows)
+        return pad(rows, side="left")
 
     def text_inputs(self, transcripts: list[str], prompts: list[str | None] | None = None):
         """The same layout with the transcript in place of the audio, left-padded."""
         prompts = prompts or [None] * len(transcripts)
-        rows = [self.embed_ids(self.layout.text_ids(t, p)) for t, p in zip(transcripts, prompts)]
-        return left_pad(rows)
+        return pad([self.embed_ids(self.layout.text_ids(t, p)) for t, p in zip(transcripts, prompts)])
 
     def last_hidden(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """The LLM's final hidden state (after its final norm) at the last prompt position."""
@@ -258,29 +202,6 @@ class DiVA(nn.Module):
             warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: this DiVA hears only the first "
                                            f"{self.config.encoder_seconds:g} s"), stacklevel=4)
         return self.connector_states(self.encode(self.features(audios)))
-
-    def speech_tokens(self, audios: list[np.ndarray]) -> torch.Tensor:
-        """Audio arrays (16 kHz) -> virtual tokens (B, slots, d_llm), every slot."""
-        return self.project(self.speech_states(audios))[0]
-
-    def read_speech(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """At inference: `project`, or with bridge_decode 'llm-beam' the embeddings of the LLM-
-        rescored CTC reading of the word slots, in the LLM's own tokens (diva.ctc_beam)."""
-        if self.config.projection != "whisper-vocab" or self.config.bridge_decode == "greedy":
-            return self.project(states)
-        from diva.ctc_beam import rescored_reading
-        questions = rescored_reading(self, self.projection.head_logits(self.word_states(states)))
-        rows = [self.embed_ids(self.layout.transcript_ids(q)) for q in questions]
-        virtual = self.projection.targets.new_zeros(len(rows), max(1, *(len(r) for r in rows)),
-                                                    self.projection.targets.shape[1])
-        keep = torch.zeros(virtual.shape[:2], dtype=torch.bool, device=virtual.device)
-        for i, row in enumerate(rows):
-            virtual[i, :len(row)] = row
-            keep[i, :len(row)] = True
-        if self.extra_projection is not None:
-            extra = self.extra_projection(states[:, self.config.n_queries:])
-            virtual, keep = torch.cat([virtual, extra], 1), torch.cat([keep, keep.new_ones(extra.shape[:2])], 1)
-        return virtual.to(states.dtype), keep
 
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
@@ -297,14 +218,3 @@ def encode_window(encoder, features: torch.Tensor, frames: int) -> torch.Tensor:
     for layer in encoder.layers:
         x = layer(x, None)
     return encoder.layer_norm(x)
-
-
-def left_pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack (T_i, d) rows into (B, T, d) with zeros on the left and a 0/1 attention mask."""
-    longest = max(r.shape[0] for r in rows)
-    embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
-    mask = torch.zeros(len(rows), longest, dtype=torch.long, device=rows[0].device)
-    for i, r in enumerate(rows):
-        embeds[i, longest - r.shape[0]:] = r
-        mask[i, longest - r.shape[0]:] = 1
-    return embeds, mask

@@ -15,6 +15,7 @@ from transformers import (LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+TINY_WHISPER, TINY_LLM = "tiny-whisper", "tiny-llama"
 CORPUS = ["What is the capital of France?", "The capital of France is Paris.", "Hello there, how are you?",
           "Translate this sentence into German.", "user", "assistant", "system", "0123456789"] * 4
 
@@ -52,15 +53,30 @@ def tiny_whisper(seed: int = 0) -> WhisperForConditionalGeneration:
     return WhisperForConditionalGeneration(config).eval().requires_grad_(False)
 
 
-def tiny_diva(n_queries: int = 8, seed: int = 0, encoder: str = "tiny-whisper", llm: str = "tiny-llama",
-              encoder_seconds: float = 30.0, projection: str = "linear", bridge_temperature: float = 1.0,
-              bridge_blank: str = "zero", n_extra_slots: int = 0, **options):
+def tiny_diva(n_queries: int = 8, seed: int = 0, encoder_seconds: float = 30.0, projection: str = "linear",
+              options=None):
     """A DiVA on tiny random Whisper and Llama models (both speak tiny_tokenizer())."""
     from diva.model import DiVA, DivaConfig
     whisper, llm_model = tiny_whisper(seed), tiny_llm(seed)
     torch.manual_seed(seed)
     return DiVA(whisper, WhisperFeatureExtractor(feature_size=80), llm_model, tiny_tokenizer(),
-                DivaConfig(encoder=encoder, llm=llm, n_queries=n_queries, encoder_seconds=encoder_seconds,
-                           projection=projection, bridge_temperature=bridge_temperature,
-                           bridge_blank=bridge_blank, n_extra_slots=n_extra_slots, **options),
-                whisper_tokenizer=tiny_tokenizer())
+                DivaConfig(encoder=TINY_WHISPER, llm=TINY_LLM, n_queries=n_queries,
+                           encoder_seconds=encoder_seconds, projection=projection),
+                whisper_tokenizer=tiny_tokenizer(), options=options)
+
+
+def save_tiny_models(folder, seed: int = 0) -> tuple[str, str]:
+    """Write the tiny Whisper and Llama (with their tokenizer and Whisper's feature extractor) as
+    Hugging Face folders under `folder`, so configs and checkpoints can name them like any
+    model: returns (whisper folder, llm folder)."""
+    from pathlib import Path
+    folder = Path(folder)
+    whisper_dir, llm_dir = folder / TINY_WHISPER, folder / TINY_LLM
+    if not (whisper_dir / "config.json").exists():
+        tiny_whisper(seed).save_pretrained(whisper_dir)
+        WhisperFeatureExtractor(feature_size=80).save_pretrained(whisper_dir)
+        tiny_tokenizer().save_pretrained(whisper_dir)
+    if not (llm_dir / "config.json").exists():
+        tiny_llm(seed).save_pretrained(llm_dir)
+        tiny_tokenizer().save_pretrained(llm_dir)
+    return str(whisper_dir), str(llm_dir)

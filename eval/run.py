@@ -139,7 +139,7 @@ class Answerer:
 
 def register_checkpoints(pairs: list[str], llm_beam: list[str] = ()) -> None:
     """--checkpoint NAME=FOLDER pairs into the registry; the NAMEs in `llm_beam` read their slots
-    with the LLM-rescored CTC beam (diva/ctc_beam.py)."""
+    with the LLM-rescored CTC beam (diva/bridge.py)."""
     from diva.assistants.registry import AssistantSpec, register
     names = []
     for pair in pairs:
@@ -277,7 +277,7 @@ def parse_args(argv=None):
                         "repeatable; then pass NAME to --assistant")
     p.add_argument("--llm-beam", action="append", default=[], metavar="NAME",
                    help="read this --checkpoint NAME's slots with the LLM-rescored CTC beam "
-                        "(a whisper-vocab connector with the collapsing bridge; diva/ctc_beam.py)")
+                        "(a whisper-vocab connector; diva/bridge.py)")
     p.add_argument("--limit", type=int, default=None, help="first N items (questions) per task")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--modality", default="both", choices=("audio", "text", "both"))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from diva.assistants import load_assistant
-from diva.assistants.base import TokenClock
+from diva.reply import TokenClock
 from diva.assistants.diva import DivaAssistant
 from diva.generation import generate_ids
 from diva.testing import tiny_diva

@@ -11,10 +11,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from diva.assistants.base import Reply, ReplyStream, Request, TokenClock, VoiceAssistant
+from diva.assistants.base import ReplyStream, Request, VoiceAssistant
+from diva.reply import Reply, TokenClock
 from diva.audio import load_audio
 from diva.generation import decode, generate_ids, stream_text
-from diva.model import left_pad
+from diva.padding import pad
 from diva.prompt import PromptLayout
 
 
@@ -48,7 +49,7 @@ class LocalLLMAssistant(VoiceAssistant):
         device = table.weight.device
         rows = [table(torch.tensor(self.layout.text_ids(t, p), device=device))
                 for t, p in zip(transcripts, prompts)]
-        embeds, mask = left_pad(rows)
+        embeds, mask = pad(rows)
         return {"inputs_embeds": embeds, "attention_mask": mask}, None
 
     @torch.no_grad()

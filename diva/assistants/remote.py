@@ -15,7 +15,8 @@ from typing import Iterator
 
 import httpx
 
-from diva.assistants.base import Reply, ReplyStream, Request, TokenClock, VoiceAssistant
+from diva.assistants.base import ReplyStream, Request, VoiceAssistant
+from diva.reply import Reply, TokenClock
 from diva.audio import SAMPLE_RATE, load_audio
 
 
