@@ -37,7 +37,7 @@ bench: assets
 	$(PY) -m eval.bench
 
 bench-train: assets
-	$(PY) -m train.bench --config train/configs/mini.yaml
+	$(PY) -m train.bench
 
 eval: assets
 	$(PY) -m eval.run --assistant text-mini,cascade-mini,diva-mini --suite all
@@ -46,11 +46,12 @@ figures: setup
 	$(PY) -m results.figures
 
 corpus: assets
-	$(PY) -m train.data build --config train/configs/mini.yaml
+	$(PY) -m train.data build --config train/configs/diva-mini.yaml
 
 # corpus, DiVA-mini, then the SFT baseline; each step resumes where it stopped
 train-mini: assets
-	bash train/run_mini.sh
+	$(PY) -m train.distill --config train/configs/diva-mini.yaml
+	$(PY) -m train.distill --config train/configs/sft-mini.yaml
 
 leaderboard: setup
 	$(PY) -m demo.leaderboard --out results/arena

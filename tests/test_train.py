@@ -105,24 +105,31 @@ def test_corpus_packs_texts_from_an_index_on(tmp_path):
     assert load_corpus(tmp_path / "p", "valid")["transcript"][0] in TEXTS
 
 
-def _cfg(tmp_path, corpus_settings, **train):
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """The tiny random Whisper and Llama as model folders, named in configs like any model."""
+    from diva.testing import save_tiny_models
+    return save_tiny_models(tmp_path_factory.mktemp("models"))
+
+
+def _cfg(tmp_path, corpus_settings, models, **train):
     base = dict(steps=4, batch_size=4, lr=3e-3, warmup=0.0, eval_every=1000, eval_examples=2,
                 save_every=2, log_every=1, cache_dir=str(tmp_path / "cache"), run_dir=str(tmp_path / "run"),
                 precision="fp32")
-    return {"corpus": corpus_settings, "model": {"encoder": "tiny-random", "llm": "tiny-random", "n_queries": 8},
+    return {"corpus": corpus_settings, "model": {"encoder": models[0], "llm": models[1], "n_queries": 8},
             "train": {**base, **train}}
 
 
 def _trainee(loss="distill", tmp=None):
     from diva.testing import tiny_diva
-    from train.distill import DEFAULT_TRAIN, Trainee
-    loss, *extras = loss.split("+")  # "align+ce", "align+whisper", "+bridge": with those ablations
-    cfg = {**DEFAULT_TRAIN, "loss": loss, "cache": False, "precision": "fp32", "kl_tokens": 3,
-           "align_ce_weight": 1.0 if "ce" in extras else 0.0,
-           "align_whisper_weight": 1.0 if "whisper" in extras else 0.0, "align_whisper_blank": True}
+    from train.config import TRAIN_DEFAULTS
+    from train.objectives import Trainee
+    loss, *extras = loss.split("+")  # "align+whisper", "+ctc", "+bridge": the vocabulary-bridge recipe
+    cfg = {**TRAIN_DEFAULTS, "loss": loss, "cache": False, "precision": "fp32",
+           "align_whisper_weight": 1.0 if "whisper" in extras else 0.0, "align_whisper_blank": True,
+           "align_whisper_ctc": "ctc" in extras}
     projection = "whisper-vocab" if "bridge" in extras else "linear"
-    return Trainee(tiny_diva(n_queries=8, projection=projection), cfg,
-                   {"encoder": "tiny-random", "llm": "tiny-random"}).train()
+    return Trainee(tiny_diva(n_queries=8, projection=projection), cfg).train()
 
 
 def _clips(n=4):
@@ -130,7 +137,7 @@ def _clips(n=4):
     return [(0.1 * rng.standard_normal(16_000 + 800 * i)).astype(np.float32) for i in range(n)]
 
 
-@pytest.mark.parametrize("loss", ["distill", "sft", "kl", "align", "align+ce", "align+whisper", "distill+whisper",
+@pytest.mark.parametrize("loss", ["distill", "sft", "align", "align+whisper", "align+whisper+ctc", "distill+whisper",
                                   "distill+whisper+bridge"])
 def test_gradients_reach_only_trainable_parts(loss):
     trainee = _trainee(loss)
@@ -161,7 +168,7 @@ def _train_steps(trainee, opt, n: int = 12) -> list[float]:
     return losses
 
 
-@pytest.mark.parametrize("loss", ["distill", "sft", "align+whisper", "distill+whisper+bridge"])
+@pytest.mark.parametrize("loss", ["distill", "sft", "align+whisper", "align+whisper+ctc"])
 def test_a_few_steps_lower_the_loss(loss):
     torch.manual_seed(0)
     trainee = _trainee(loss)
@@ -169,8 +176,8 @@ def test_a_few_steps_lower_the_loss(loss):
     losses = _train_steps(trainee, opt)
     if loss == "sft":  # a frozen random LLM has near-uniform logits: CE can only move a little
         assert losses[-1] < losses[0] - 0.05 and losses[-1] <= min(losses[:6]), losses
-    elif "bridge" in loss:  # the fixed bridge only mixes the random LLM's embeddings: slower
-        assert losses[-1] < losses[0] - 0.3 and losses[-1] <= min(losses[:6]), losses
+    elif "ctc" in loss:  # CTC over the tiny vocabulary: steady but slower
+        assert losses[-1] < 0.9 * losses[0] and losses[-1] <= min(losses[:6]), losses
     else:
         assert losses[-1] < 0.8 * losses[0], losses
 
@@ -192,10 +199,10 @@ def _run(cfg_path, run_dir, *extra):
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, corpus):
+def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, corpus, tiny_models):
     from safetensors.torch import load_file
     _, settings = corpus
-    cfg = _cfg(tmp_path, settings, steps=8, save_every=2, batch_size=3)
+    cfg = _cfg(tmp_path, settings, tiny_models, steps=8, save_every=2, batch_size=3)
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
 
@@ -227,107 +234,120 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, corpus):
     assert (tmp_path / "killed" / "metrics.csv").exists() and (tmp_path / "killed" / "loss_curve.png").exists()
 
 
-def test_config_overrides_and_batch_order():
+def test_config_stages_overrides_and_batch_order():
+    from train.config import load_config, stages
     from train.distill import batch_indices, lr_lambda
-    cfg = load_config(ROOT / "train/configs/mini.yaml", ["train.steps=10", "train.lr=3e-4", "model.n_queries=64"])
-    assert cfg["train"]["steps"] == 10 and cfg["train"]["lr"] == 3e-4 and cfg["model"]["n_queries"] == 64
+    recipe = stages(load_config(ROOT / "train/configs/diva-mini.yaml"), ["train.steps=10", "model.n_queries=64"])
+    assert [s["name"] for s in recipe] == ["align", "distill"]
+    align, distill = recipe
+    assert all(s["train"]["steps"] == 10 and s["model"]["n_queries"] == 64 for s in recipe)  # overrides win
+    assert (align["train"]["loss"], align["train"]["lr"], distill["train"]["lr"]) == ("align", 1e-3, 3e-4)
+    assert distill["train"]["init_from"] == align["train"]["run_dir"] + "/final"     # each stage from the last
+    assert distill["train"]["export_dir"] == "checkpoints/diva-mini"
     # the stream of shuffled epochs is a pure function of the position
     assert batch_indices(5, 0, 3, 4) == batch_indices(5, 0, 0, 7)[3:]
     assert sorted(batch_indices(5, 0, 0, 5)) == list(range(5))
-    f = lr_lambda({"steps": 100, "warmup": 0.1, "schedule": "cosine", "min_lr_ratio": 0.0})
+    f = lr_lambda({"steps": 100, "warmup": 0.1, "schedule": "cosine"})
     assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0) and f(100) == pytest.approx(0.0)
 
 
-def test_align_stage_then_init_from_it(tmp_path, corpus):
+def test_every_shipped_checkpoint_has_the_config_that_rebuilds_it():
+    from train.config import load_config, stages
+    configs = sorted((ROOT / "train/configs").glob("*.yaml"))
+    assert len(configs) <= 8
+    exported = {}
+    for path in configs:
+        for stage in stages(load_config(path)):
+            if stage["train"].get("export_dir"):
+                exported[stage["train"]["export_dir"]] = path.name
+    shipped = {f"checkpoints/{p.name}" for p in (ROOT / "checkpoints").iterdir() if (p / "config.json").exists()}
+    assert shipped <= set(exported), shipped - set(exported)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: [1, 2", "not readable YAML"),
+    ("- a\n- b\n", "holds a YAML list"),
+    ("base: nowhere.yaml\n", "does not exist"),
+    ("train: {stpes: 10}\n", "unknown key train.'stpes'; did you mean steps"),
+    ("model: {n_querys: 64}\n", "did you mean n_queries"),
+    ("trian: {steps: 1}\n", "unknown key 'trian'; did you mean train"),
+])
+def test_broken_configs_get_one_clear_line(tmp_path, text, message):
+    path = tmp_path / "broken.yaml"
+    path.write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "train.distill", "--config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    override = subprocess.run([sys.executable, "-m", "train.distill", "--config", "train/configs/diva-mini.yaml",
+                               "train.stpes=10"], cwd=ROOT, capture_output=True, text=True)
+    assert override.returncode == 2 and "did you mean steps" in override.stderr
+
+
+def test_align_stage_then_init_from_it(tmp_path, corpus, tiny_models):
     """The cheap `align` stage trains without running the LLM; a later run starts from its connector."""
     from diva.checkpoint import CheckpointError, read_checkpoint
     from diva.testing import tiny_diva
-    from train.distill import init_connector, train
+    from train.checkpoints import init_connector
+    from train.distill import train
+    from train.export import stage_summary  # what the next stage's model card says about this one
     _, settings = corpus
-    run = train(_cfg(tmp_path, settings, loss="align", steps=3, eval_every=3))
+    run = train(_cfg(tmp_path, settings, tiny_models, loss="align", steps=3, eval_every=3))
     rows = (run / "metrics.csv").read_text()
     assert "valid" in rows and (run / "final" / "model.safetensors").exists()
     _, saved, _ = read_checkpoint(run / "final")
-    from train.export import stage_summary  # what the next stage's model card says about this one
     assert "align loss, 3 steps, batch 4" in stage_summary(run / "final")
+    second = train(_cfg(tmp_path, settings, tiny_models, loss="distill", steps=2, eval_every=2,
+                        init_from=str(run / "final"), run_dir=str(tmp_path / "run-2")))
+    assert "itself initialised from" in stage_summary(second / "final")
 
-    # the cross-entropy ablation continues it: logged, and the card names both stages
-    second = train(_cfg(tmp_path, settings, loss="align", align_ce_weight=1.0, steps=2, eval_every=2,
-                        init_from=str(run / "final"), run_dir=str(tmp_path / "run-ce")))
-    import pandas as pd
-    logged = pd.read_csv(second / "metrics.csv")
-    assert logged["align_ce"].notna().all() and (logged["align_ce"] > 0).all()
-    summary = stage_summary(second / "final")
-    assert "nearest-embedding cross-entropy x1.0" in summary and "itself initialised from" in summary
-
-    fresh = tiny_diva(n_queries=8, seed=1)
+    from diva.model import DiVA, DivaConfig
+    fresh = DiVA.from_config(DivaConfig(encoder=tiny_models[0], llm=tiny_models[1], n_queries=8))
     assert not torch.equal(fresh.query_tokens.detach().cpu(), saved["query_tokens"])
     init_connector(fresh, str(run / "final"))
     for key, value in fresh.connector_state_dict().items():
         torch.testing.assert_close(value.cpu(), saved[key], rtol=0, atol=0, msg=key)
-    with pytest.raises(CheckpointError, match="n_queries"):
-        init_connector(tiny_diva(n_queries=4), str(run / "final"))
+    with pytest.raises(CheckpointError, match="encoder"):
+        init_connector(tiny_diva(n_queries=8), str(run / "final"))
 
 
-def test_whisper_head_stage_then_distillation_through_the_bridge(tmp_path, corpus):
-    """The Whisper-head ablation: stage 1 trains the connector against Whisper's own head (the
-    projection unused); stage 2 starts from it behind the vocabulary bridge and distils."""
+def test_whisper_head_stages_then_the_bridge(tmp_path, corpus, tiny_models):
+    """The vocabulary-bridge recipe: the connector trained against Whisper's own head (CE, then
+    CTC; the projection unused), then put behind the bridge by a 0-step stage that validates it
+    and exports it with its inference options."""
     import pandas as pd
     from diva.checkpoint import read_checkpoint
-    from train.export import stage_summary
     from train.distill import train
+    from train.export import export, stage_summary
     _, settings = corpus
-    first = train(_cfg(tmp_path, settings, loss="align", align_weight=0.0, align_whisper_weight=1.0,
-                       align_whisper_blank=True, steps=3, run_dir=str(tmp_path / "whisper")))
+    head = dict(loss="align", align_weight=0.0, align_whisper_weight=1.0, align_whisper_blank=True)
+    first = train(_cfg(tmp_path, settings, tiny_models, **head, steps=3, run_dir=str(tmp_path / "whisper")))
     logged = pd.read_csv(first / "metrics.csv")
     assert (logged["align_whisper"] > 0).all()
-    ctc = train(_cfg(tmp_path, settings, loss="align", align_weight=0.0, align_whisper_weight=1.0,
-                     align_whisper_ctc=True, steps=2, init_from=str(first / "final"),
-                     run_dir=str(tmp_path / "ctc")))
+    ctc = train(_cfg(tmp_path, settings, tiny_models, **head, align_whisper_ctc=True, steps=2,
+                     init_from=str(first / "final"), run_dir=str(tmp_path / "ctc")))
     ctc_rows = pd.read_csv(ctc / "metrics.csv")
     assert ctc_rows["align_whisper"].between(0, 1e4).all()               # CTC runs (finite) from stage 1
     assert not ctc_rows["align_whisper"].equals(logged["align_whisper"].iloc[:len(ctc_rows)])
-    sft = _cfg(tmp_path, settings, loss="sft", sft_keeps_alignment=True, align_weight=0.0, align_whisper_weight=1.0,
-               align_whisper_ctc=True, steps=2, init_from=str(ctc / "final"), run_dir=str(tmp_path / "sft"))
-    sft["model"].update(projection="whisper-vocab", bridge_blank="collapse")
-    sft_rows = pd.read_csv(train(sft) / "metrics.csv").query("split == 'train'")
-    assert (sft_rows["ce"] > 0).all() and (sft_rows["align_whisper"] > 0).all()
-    assert np.allclose(sft_rows["loss"], sft_rows["ce"] + sft_rows["align_whisper"], rtol=1e-4)
-    cfg = _cfg(tmp_path, settings, loss="distill", align_weight=0.0, align_whisper_weight=1.0,
-               steps=2, init_from=str(first / "final"), run_dir=str(tmp_path / "bridge"))
-    cfg["model"].update(projection="whisper-vocab", bridge_temperature=0.5, bridge_blank="drop")
-    second = train(cfg)
-    config, state, _ = read_checkpoint(second / "final")
-    assert config.projection == "whisper-vocab" and not any(k.startswith("projection.") for k in state)
-    assert (config.bridge_temperature, config.bridge_blank) == (0.5, "drop")
-    _, first_state, _ = read_checkpoint(first / "final")
-    assert not torch.equal(state["query_tokens"], first_state["query_tokens"])  # stage 2 trained on
-    assert "Whisper-head cross-entropy x1.0" in stage_summary(second / "final")
-
-    # a 0-step run validates the connector it starts from and leaves it as it was
-    cfg["train"].update(steps=0, init_from=str(second / "final"), run_dir=str(tmp_path / "zero"))
+    assert "Whisper-head CTC x1.0" in stage_summary(ctc / "final")
+    cfg = _cfg(tmp_path, settings, tiny_models, loss="distill", align_weight=0.0, align_whisper_weight=10.0,
+               align_whisper_ctc=True, steps=0, init_from=str(ctc / "final"), run_dir=str(tmp_path / "bridge"))
+    cfg["model"]["projection"] = "whisper-vocab"
+    cfg["inference"] = {"bridge_temperature": 0.05}
     zero = train(cfg)
     rows = pd.read_csv(zero / "metrics.csv")
     assert rows["split"].tolist() == ["valid"] and rows["step"].tolist() == [0] and rows["distill"][0] > 0
-    _, unchanged, _ = read_checkpoint(zero / "final")
-    assert all(torch.equal(unchanged[k], v) for k, v in state.items())
-
-
-def test_connector_dropout_acts_in_training_only():
-    from diva.testing import tiny_diva
-    from train.distill import set_connector_dropout
-    diva = tiny_diva(n_queries=4)
-    enc = torch.randn(2, 10, diva.connector.config.d_model)
-    diva.train(False)
-    before = diva.connector_states(enc)
-    set_connector_dropout(diva.connector, 0.5)
-    assert torch.equal(diva.connector_states(enc), before)            # eval mode: unchanged
-    diva.train(True)
-    assert not torch.allclose(diva.connector_states(enc), before)     # training: dropped out
+    config, state, raw = read_checkpoint(zero / "final")
+    assert config.projection == "whisper-vocab" and not any(k.startswith("projection.") for k in state)
+    assert raw["inference"]["bridge_temperature"] == 0.05
+    _, before, _ = read_checkpoint(ctc / "final")
+    assert all(torch.equal(state[k], v) for k, v in before.items() if not k.startswith("projection."))
+    card = (export(zero, tmp_path / "exported") / "README.md").read_text()
+    assert "vocabulary bridge" in card and "temperature 0.05" in card
+    assert (tmp_path / "exported" / "inference.json").exists()
 
 
 def test_time_masks_replace_spans_inside_the_clip_in_training_only():
-    from train.distill import mask_time_spans
+    from train.objectives import mask_time_spans
     torch.manual_seed(0)
     enc = torch.randn(2, 50, 6)
     masked = mask_time_spans(enc, [20, 50], spans=3, width=5)
@@ -354,8 +374,8 @@ def test_time_masks_replace_spans_inside_the_clip_in_training_only():
 def test_init_from_a_missing_stage_says_what_to_run(tmp_path):
     from diva.checkpoint import CheckpointError
     from diva.testing import tiny_diva
-    from train.distill import init_connector
-    with pytest.raises(CheckpointError, match="mini-align.yaml"):
+    from train.checkpoints import init_connector
+    with pytest.raises(CheckpointError, match="Run the stage that writes it first"):
         init_connector(tiny_diva(n_queries=8), str(tmp_path / "no-such-run" / "final"))
 
 
@@ -382,102 +402,3 @@ def test_entity_texts_name_places_and_people_many_times():
     assert all((t[0].isupper() or t[0].isdigit()) and t[-1] in ".?!" for t in texts)
     assert not any(" an United" in t or "(" in t for t in texts)
 
-
-@pytest.mark.skipif(not (Path("/usr/share/wordnet") / "data.noun").exists(), reason="wordnet-base not installed")
-def test_place_texts_name_countries_and_cities_without_evaluation_questions():
-    """geonames-places: capitals and cities as ASCII sentences; no evaluation-question shapes,
-    and `collect` leaves the evaluation questions themselves out."""
-    from train import places as P
-    from train import text as T
-    texts = [t for t, _ in P.geonames_places()]
-    assert len(texts) > 30000
-    assert "Accra is the capital of Ghana." in texts
-    assert "Manila is the capital of the Philippines." in texts
-    assert sum("Ukraine" in t for t in texts) >= 10
-    assert all(t.isascii() and t[0].isupper() and t[-1] in ".?!" for t in texts)
-    assert not any(t.startswith(("What is the capital of", "In which")) for t in texts)
-    assert P.ascii_name("S\u00e3o Paulo") == "Sao Paulo" and P.with_article("Netherlands") == "the Netherlands"
-    question = "What is the capital of Ghana?"
-    picked = T.collect({"geonames-places": 1.0}, 500, exclude={question, "Accra is the capital of Ghana."})
-    assert len(picked) == 500 and all(src == "geonames-places" for _, src in picked)
-    assert "accra is the capital of ghana." not in {t.lower() for t, _ in picked}
-
-
-def test_small_places_filter_keeps_countries_capitals_and_big_cities():
-    """corpus.min_place_population: a clip leaves training when one of its GeoNames texts names a
-    city (not a capital) under the threshold; countries, capitals, big cities and other text stay."""
-    from datasets import Dataset
-    from train import places as P
-    from train.data import without_small_places
-    sizes = dict(P.place_texts())
-    assert sizes["Accra is the capital of Ghana."] is None  # countries and capitals: no city size
-    town = next(t for t, s in sizes.items() if s is not None and s < 50_000)
-    metropolis = next(t for t, s in sizes.items() if s is not None and s > 5_000_000)
-    clips = Dataset.from_dict({"transcript": [
-        f"What is a peony? {town}", "Accra is the capital of Ghana. What is a peony?", metropolis,
-        f"{metropolis} {town} Tell me about Simon.", "Can you explain what a lemma is?"]})
-    kept = without_small_places(clips, 1_000_000)["transcript"]
-    assert kept == ["Accra is the capital of Ghana. What is a peony?", metropolis, "Can you explain what a lemma is?"]
-    smallest = min(s for s in sizes.values() if s is not None)
-    assert len(without_small_places(clips, smallest)) == 5  # no named city is smaller than that
-
-
-def test_average_checkpoints_is_the_weighted_mean_and_refuses_other_architectures(tmp_path):
-    """train.average: each tensor is the weighted mean; the bridge settings carry over; a
-    checkpoint with another query count is refused."""
-    from diva.checkpoint import CheckpointError, read_checkpoint, save_connector
-    from diva.testing import tiny_diva
-    from train.average import average_checkpoints
-    kw = dict(n_queries=4, projection="whisper-vocab", bridge_temperature=0.05, bridge_blank="collapse")
-    a = save_connector(tiny_diva(seed=0, **kw), tmp_path / "a")
-    b = save_connector(tiny_diva(seed=1, **kw), tmp_path / "b")
-    (_, sa, _), (_, sb, _) = read_checkpoint(a), read_checkpoint(b)
-    assert not torch.equal(sa["query_tokens"], sb["query_tokens"])
-    config, mean, raw = read_checkpoint(average_checkpoints([str(a), str(b)], tmp_path / "mean", [3, 1]))
-    assert config.bridge_blank == "collapse" and config.bridge_temperature == 0.05 and raw["average_weights"] == [3, 1]
-    for k in sa:
-        torch.testing.assert_close(mean[k], 0.75 * sa[k] + 0.25 * sb[k])
-    _, only_a, _ = read_checkpoint(average_checkpoints([str(a), str(b)], tmp_path / "only_a", [1, 0]))
-    assert all(torch.equal(only_a[k], sa[k]) for k in sa)
-    other = save_connector(tiny_diva(seed=2, **{**kw, "n_queries": 6}), tmp_path / "other")
-    with pytest.raises(CheckpointError, match="n_queries"):
-        average_checkpoints([str(a), str(other)], tmp_path / "bad")
-
-
-def test_extra_slots_learn_by_distillation_alone_behind_the_bridge(tmp_path):
-    """n_extra_slots: query slots after the bridge's words, projected linearly; train.trainable
-    'extra' trains them by distillation while the word slots stay exactly as they were."""
-    from diva.checkpoint import load_state_into, read_checkpoint, save_connector
-    from diva.testing import tiny_diva
-    from train.distill import DEFAULT_TRAIN, Trainee
-    plain = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse")
-    diva = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse", n_extra_slots=3)
-    enc = torch.randn(2, 10, diva.connector.config.d_model)
-    with torch.no_grad():  # the decoder is causal: extra slots after the words leave the words alone
-        assert torch.allclose(diva.word_states(diva.connector_states(enc)), plain.connector_states(enc), atol=1e-5)
-        virtual, keep = diva.project(diva.connector_states(enc))
-    assert virtual.shape[1] == 11 and keep.shape == (2, 11) and keep[:, 8:].all()
-
-    cfg = {**DEFAULT_TRAIN, "loss": "distill", "cache": False, "precision": "fp32", "align_weight": 0.0,
-           "trainable": "extra"}
-    trainee = Trainee(diva, cfg, {"encoder": "tiny-random", "llm": "tiny-random"}).train()
-    words_before = {k: v.clone() for k, v in diva.connector_state_dict().items() if not k.startswith("extra_")}
-    params = diva.trainable_parameters()
-    assert {id(p) for p in params} == {id(p) for p in diva.extra_parameters()}
-    opt = torch.optim.AdamW(params, lr=3e-2)
-    losses = _train_steps(trainee, opt)
-    assert all(p.grad is None for p in diva.connector.parameters()) and diva.query_tokens.grad is None
-    assert losses[-1] < losses[0] - 0.05 and losses[-1] <= min(losses[:6]), losses
-    after = diva.connector_state_dict()
-    assert all(torch.equal(after[k], v) for k, v in words_before.items())
-
-    save_connector(diva, tmp_path / "extra")
-    config, state, _ = read_checkpoint(tmp_path / "extra")
-    assert config.n_extra_slots == 3 and state["extra_query_tokens"].shape[0] == 3
-    again = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="collapse", n_extra_slots=3)
-    load_state_into(again, state)
-    with torch.no_grad():
-        assert torch.allclose(again.project(again.connector_states(enc))[0],
-                              diva.project(diva.connector_states(enc))[0], atol=1e-5)
-    with pytest.raises(ValueError, match="whisper-vocab"):
-        tiny_diva(n_queries=8, n_extra_slots=3)

@@ -1,6 +1,6 @@
 """Training throughput with and without the cache of frozen outputs -> results/bench/train.csv.
 
-    python -m train.bench --config train/configs/mini.yaml [--steps 6] [--encoder-seconds 30,10]
+    python -m train.bench [--config train/configs/diva-mini.yaml --stage distill] [--steps 6] [--encoder-seconds 30,10]
 
 Per encoder window, three short runs, each its own process (so peak RSS is its own): `uncached`
 computes the Whisper encoder and the text-branch teacher every step; `cache-fill` computes and
@@ -25,11 +25,11 @@ FIELDS = ["encoder_seconds", "mode", "loss", "steps_timed", "batch_size", "examp
           "machine", "date"]
 
 
-def _run(config: str, run_dir: Path, cache_dir: Path, steps: int, cache: bool, extra: list[str]) -> list[dict]:
-    cmd = [sys.executable, "-m", "train.distill", "--config", config, f"train.steps={steps}",
+def _run(config: str, stage: str, run_dir: Path, cache_dir: Path, steps: int, cache: bool, extra: list[str]) -> list[dict]:
+    cmd = [sys.executable, "-m", "train.distill", "--config", config, "--stage", stage, f"train.steps={steps}",
            f"train.run_dir={run_dir}", f"train.cache_dir={cache_dir}", f"train.cache={str(cache).lower()}",
            "train.log_every=1", "train.eval_every=100000", "train.save_every=100000", "train.export_dir=null",
-           "train.warmup=0.0", *extra]
+           "train.warmup=0.0", "train.init_from=null", *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     return [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if r["split"] == "train"]
@@ -37,22 +37,23 @@ def _run(config: str, run_dir: Path, cache_dir: Path, steps: int, cache: bool, e
 
 def effective_precision(asked: str) -> str:
     import torch
-    from train.distill import bf16_supported
+    from train.objectives import bf16_supported
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return "bf16" if asked == "bf16" and bf16_supported(device) else "fp32"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", default="train/configs/mini.yaml")
+    parser.add_argument("--config", default="train/configs/diva-mini.yaml")
+    parser.add_argument("--stage", default="distill", help="the stage whose settings are timed")
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--encoder-seconds", default="30,10",
                         help="encoder windows to compare (30 = Whisper's; the cache saves less on a short one)")
     parser.add_argument("--out", default="results/bench/train.csv")
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_intermixed_args()
-    from train.config import load_config
-    cfg = load_config(args.config, args.overrides)
+    from train.config import load_config, stages
+    cfg = next(s for s in stages(load_config(args.config), args.overrides) if s["name"] == args.stage)
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
     out_rows = []
     batch = cfg["train"]["batch_size"]
@@ -63,7 +64,7 @@ def main() -> None:
             for mode, cache in (("uncached", False), ("cache-fill", True), ("cached", True)):
                 cache_dir = tmp / f"cache-{window}" if cache else tmp / "none"
                 load = os.getloadavg()[0]
-                rows = _run(args.config, tmp / f"{mode}-{window}", cache_dir, args.steps, cache, extra)[1:]
+                rows = _run(args.config, args.stage, tmp / f"{mode}-{window}", cache_dir, args.steps, cache, extra)[1:]
                 seconds = sum(float(r["examples_per_s"]) ** -1 for r in rows) * batch / len(rows)
                 base = base or seconds
                 import torch

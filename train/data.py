@@ -1,8 +1,8 @@
 """Build the synthetic speech corpus: English text -> many offline voices -> a `datasets` corpus.
 
-    python -m train.data build --config train/configs/mini.yaml [corpus.n_train=2000 ...]
-    python -m train.data plan  --config train/configs/mini.yaml   # texts only (texts.jsonl), no audio
-    python -m train.data info  --config train/configs/mini.yaml
+    python -m train.data build --config train/configs/diva-mini.yaml [corpus.n_train=2000 ...]
+    python -m train.data plan  --config train/configs/diva-mini.yaml   # texts only (texts.jsonl), no audio
+    python -m train.data info  --config train/configs/diva-mini.yaml
 
 Layout under `data/corpus/<name>/`:
     texts.jsonl        every utterance: index, split, text, source (fixed once written; grows)
@@ -22,7 +22,6 @@ import glob
 import io
 import json
 import multiprocessing as mp
-import re
 import shutil
 import sys
 import time
@@ -34,37 +33,16 @@ from tqdm import tqdm
 
 from diva import voices as V
 from diva.audio import SAMPLE_RATE
-from train import places as P
 from train import text as T
-from train.config import load_config
-
-DEFAULTS = dict(name="mini", root="data/corpus", n_train=2000, n_valid=200, seed=0,
-                text_weights={"wordnet-examples": 0.4, "wordnet-definitions": 0.2,
-                              "wordnet-questions": 0.4},
-                speed_range=[0.85, 1.2], pitch_range=[0.88, 1.15], noise_prob=0.3,
-                snr_db=[12, 35], shard_size=250, workers=2, exclude=[],
-                pack_chars=0, pack_from=0, train_from=0, min_place_population=0)
-
+from train.config import CORPUS_DEFAULTS, ConfigError, load_config, stages
 
 def corpus_settings(cfg: dict) -> dict:
-    return {**DEFAULTS, **cfg.get("corpus", {})}
+    return {**CORPUS_DEFAULTS, **cfg.get("corpus", {})}
 
 
 def first_clip(settings: dict, split: str) -> int:
     """The first utterance a run uses: `train_from` continues on a grown corpus' new clips."""
     return settings.get("train_from", 0) if split == "train" else 0
-
-
-def without_small_places(data, min_population: int):
-    """Leave out the clips whose GeoNames text names a city (not a capital) of fewer than
-    `min_population` people: a training-side choice of clips, the corpus itself stays whole."""
-    small = P.small_place_texts(min_population)  # the texts `collect` drew (the source's own seed)
-
-    def keep(transcript: str) -> bool:
-        parts = re.split(r"(?<=[.?!]) ", transcript)
-        pieces = parts + [f"{a} {b}" for a, b in zip(parts, parts[1:])]  # "St. Louis ..." splits in two
-        return not any(p in small for p in pieces)
-    return data.filter(keep, input_columns="transcript", desc=f"clips without towns under {min_population:,}")
 
 
 def corpus_dir(settings: dict) -> Path:
@@ -334,10 +312,6 @@ offline text-to-speech engines; no recordings of people.
   instances of people and places, part-of links).
 - **wordnet-entities**: statements naming WordNet 3.0's people and places (instance nouns): the gloss
   as a sentence, the kind of thing, the whole it is part of, everyday mentions from templates.
-- **geonames-places**: countries (capital, continent, currency, neighbours) and cities of 15,000 people
-  or more as statements and everyday mentions from templates (train/places.py). {P.GEONAMES_NOTICE}
-- **geonames-big-places**: the same templates, every one of them, for countries, capitals and cities of
-  a million people or more only.
 
 WordNet 3.0 is read from Debian's `wordnet-base` package (`/usr/share/wordnet`). {T.WORDNET_NOTICE}
 THE DATABASE IS PROVIDED "AS IS" AND PRINCETON UNIVERSITY MAKES NO REPRESENTATIONS OR WARRANTIES.
@@ -360,32 +334,39 @@ expect a gap to human speech.
     (folder / "DATACARD.md").write_text(text)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "plan", "info"])
-    parser.add_argument("--config", default="train/configs/mini.yaml")
+    parser.add_argument("--config", default="train/configs/diva-mini.yaml")
     parser.add_argument("overrides", nargs="*", help="corpus.n_train=4000 ...")
     args = parser.parse_intermixed_args(argv)
-    settings = corpus_settings(load_config(args.config, args.overrides))
-    if args.command == "build":
-        folder = build(settings)
-        for split in ("train", "valid"):
-            ds = load_corpus(folder, split, start=first_clip(settings, split))
-            hours = sum(ds["duration_s"]) / 3600
-            print(f"{split}: {len(ds)} utterances, {hours:.2f} h, {len(set(ds['voice']))} voices")
-    elif args.command == "plan":  # fixes the texts of a corpus grown in steps, before any audio
-        rows = plan_texts(settings)
-        print(f"{corpus_dir(settings) / 'texts.jsonl'}: "
-              + ", ".join(f"{s} {sum(r['split'] == s for r in rows)}" for s in ("train", "valid")))
-    else:
-        folder = corpus_dir(settings)
-        for split in ("train", "valid"):
-            try:
+    try:
+        todo = []  # each stage's corpus, in order (a corpus grown in steps is planned in those steps)
+        for stage in stages(load_config(args.config), args.overrides):
+            if not stage.get("corpus", {}).get("hf") and corpus_settings(stage) not in todo:
+                todo.append(corpus_settings(stage))
+    except ConfigError as error:
+        parser.exit(2, f"error: {error}\n")
+    for settings in todo:
+        if args.command == "build":
+            folder = build(settings)
+            for split in ("train", "valid"):
                 ds = load_corpus(folder, split, start=first_clip(settings, split))
-                print(f"{split}: {len(ds)} utterances, {sum(ds['duration_s']) / 3600:.2f} h")
-            except FileNotFoundError as err:
-                print(err)
+                print(f"{split}: {len(ds)} utterances, {sum(ds['duration_s']) / 3600:.2f} h, "
+                      f"{len(set(ds['voice']))} voices")
+        elif args.command == "plan":  # fixes the texts of a corpus grown in steps, before any audio
+            rows = plan_texts(settings)
+            print(f"{corpus_dir(settings) / 'texts.jsonl'}: "
+                  + ", ".join(f"{s} {sum(r['split'] == s for r in rows)}" for s in ("train", "valid")))
+        else:
+            for split in ("train", "valid"):
+                try:
+                    ds = load_corpus(corpus_dir(settings), split, start=first_clip(settings, split))
+                    print(f"{split}: {len(ds)} utterances, {sum(ds['duration_s']) / 3600:.2f} h")
+                except FileNotFoundError as err:
+                    print(err)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -12,8 +12,6 @@ Sources (each yields `(text, source)` pairs; `collect` mixes, filters and dedupe
   that proper names occur many times: the gloss as a sentence ("Kathmandu is the capital and
   largest city of Nepal."), what kind of thing it is, what it is part of, and everyday mentions
   ("We spent a week in Nepal last summer."); prominent entities (many part-of links) get more.
-- `geonames-places` (train/places.py): countries, capitals and cities from GeoNames;
-  `geonames-big-places`: only countries, capitals and cities of a million people or more.
 WordNet 3.0 (Princeton University, WordNet 3.0 licence: use, copy, modify and distribute
 for any purpose, keeping the copyright notice) comes from Debian's `wordnet-base` package.
 """
@@ -24,7 +22,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.places import big_place_texts, geonames_places
 
 WORDNET_DIR = Path("/usr/share/wordnet")
 WORDNET_NOTICE = ("WordNet 3.0 Copyright 2006 by Princeton University. All rights reserved. "
@@ -200,8 +197,7 @@ def wordnet_entities(wn, seed: int = 0) -> list[tuple[str, str]]:
 
 
 SOURCES = {"wordnet-examples": wordnet_examples, "wordnet-definitions": wordnet_definitions,
-           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities,
-           "geonames-places": geonames_places, "geonames-big-places": big_place_texts}
+           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities}
 
 
 def usable(text: str, min_words: int = 3, max_words: int = 30, max_chars: int = 200) -> bool:

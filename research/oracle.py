@@ -38,7 +38,7 @@ def oracle_virtual_tokens(diva, question: str, noise: float = 0.0, shrink: float
 
 @torch.no_grad()
 def greedy(diva, embeds, mask, max_new_tokens: int) -> list[str]:
-    from diva.assistants.base import TokenClock
+    from diva.reply import TokenClock
     from diva.generation import generate_ids
     ids = generate_ids(diva.llm, diva.tokenizer, {"inputs_embeds": embeds, "attention_mask": mask},
                        max_new_tokens, TokenClock())
