@@ -2,16 +2,20 @@
 
     store = VoteStore("sqlite:///results/arena/arena.db", audio_dir="results/arena/audio")
     battle_id = store.add_battle(Battle(...))
-    store.record_vote(battle_id, "model_a", reason="clearer")
+    store.record_vote(battle_id, "model_a", reason="clearer", voter=client_ip_or_session)
 
 `votes.battle_id` is the primary key of the votes table, so the database itself refuses a second
 vote on a battle, however many clients race. Audio is kept content-addressed by its sha256.
+A voter (session or IP) is kept only as a salted SHA-256 (`votes.voter`), for the leaderboard's
+per-voter rules; the salt comes from `voter_salt=`, else $ARENA_VOTER_SALT, else is drawn per
+process (then the same voter is not recognised across restarts).
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import secrets
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -21,9 +25,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 from sqlalchemy import (CheckConstraint, Column, DateTime, Float, ForeignKey, MetaData, String, Table,
-                        Text, create_engine, event, func, insert, select)
+                        Text, create_engine, event, func, insert, inspect, select, text)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
 
@@ -52,6 +56,7 @@ votes = Table(
     Column("outcome", String(16), nullable=False),
     Column("reason", Text),
     Column("voted_at", DateTime(timezone=True), nullable=False),
+    Column("voter", String(64)),                # salted SHA-256 hex of a session/IP; never the clear value
     CheckConstraint("outcome IN ('model_a', 'model_b', 'tie', 'both_bad')", name="valid_outcome"),
 )
 
@@ -83,6 +88,11 @@ def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
     return buf.getvalue()
 
 
+def voter_hash(identity: str, salt: str) -> str:
+    """The pseudonym stored for a voter: hex SHA-256 of salt and identity."""
+    return hashlib.sha256(f"{salt}\0{identity}".encode()).hexdigest()
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get WAL, a busy timeout and their folder created."""
     parsed = make_url(url)
@@ -105,12 +115,26 @@ def make_engine(url: str) -> Engine:
 
 
 class VoteStore:
-    def __init__(self, url: str, audio_dir: str | Path | None = None, store_audio: bool = True):
+    def __init__(self, url: str, audio_dir: str | Path | None = None, store_audio: bool = True,
+                 voter_salt: str | None = None):
         self.url = url
         self.engine = make_engine(url)
         self.audio_dir = Path(audio_dir) if audio_dir else None
         self.store_audio = store_audio and self.audio_dir is not None
+        self.voter_salt = voter_salt or os.environ.get("ARENA_VOTER_SALT") or secrets.token_hex(16)
         metadata.create_all(self.engine)
+        self._add_voter_column()
+
+    def _add_voter_column(self) -> None:
+        """Stores made before `votes.voter` existed get the (nullable) column added."""
+        if "voter" in {c["name"] for c in inspect(self.engine).get_columns("votes")}:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE votes ADD COLUMN voter VARCHAR(64)"))
+        except DBAPIError:  # another process added it first
+            if "voter" not in {c["name"] for c in inspect(self.engine).get_columns("votes")}:
+                raise
 
     # ---- writing ---------------------------------------------------------------------------
     def save_audio(self, samples: np.ndarray, rate: int = 16_000) -> tuple[str, str | None]:
@@ -134,16 +158,19 @@ class VoteStore:
             conn.execute(insert(battles).values(**row))
         return battle_id
 
-    def record_vote(self, battle_id: str, outcome: str, reason: str | None = None) -> None:
+    def record_vote(self, battle_id: str, outcome: str, reason: str | None = None,
+                    voter: str | None = None) -> None:
+        """Store the vote on a battle. `voter` (a session id or IP) is kept only as its salted hash."""
         if outcome not in OUTCOMES:
             raise VoteError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         reason = (reason or "").strip() or None
+        voter = voter_hash(voter, self.voter_salt) if voter else None
         try:
             with self.engine.begin() as conn:
                 if conn.execute(select(battles.c.id).where(battles.c.id == battle_id)).first() is None:
                     raise VoteError(f"no battle {battle_id!r}")
                 conn.execute(insert(votes).values(battle_id=battle_id, outcome=outcome, reason=reason,
-                                                  voted_at=datetime.now(timezone.utc)))
+                                                  voted_at=datetime.now(timezone.utc), voter=voter))
         except IntegrityError:
             raise VoteError(f"battle {battle_id} already has a vote") from None
 
@@ -163,12 +190,12 @@ class VoteStore:
         return n_battles, n_votes
 
     def voted_battles(self) -> pd.DataFrame:
-        """Every voted battle, oldest vote first, all battle columns plus outcome, reason, voted_at."""
-        query = (select(battles, votes.c.outcome, votes.c.reason, votes.c.voted_at)
+        """Every voted battle, oldest vote first, all battle columns plus outcome, reason, voted_at, voter."""
+        query = (select(battles, votes.c.outcome, votes.c.reason, votes.c.voted_at, votes.c.voter)
                  .join(votes, votes.c.battle_id == battles.c.id).order_by(votes.c.voted_at, battles.c.id))
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
-        columns = [c.name for c in battles.columns] + ["outcome", "reason", "voted_at"]
+        columns = [c.name for c in battles.columns] + ["outcome", "reason", "voted_at", "voter"]
         return pd.DataFrame([dict(r) for r in rows], columns=columns)
 
     def votes_frame(self) -> pd.DataFrame:

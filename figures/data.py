@@ -63,6 +63,18 @@ def load_votes(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+STUDY_MODELS = {"diva": "diva_llama3_8b", "qwen2": "qwen2_audio_instruct_7b"}  # log label -> paper key
+
+
+def load_study(path: Path) -> pd.DataFrame:
+    """The DiVA user study's JSON log as votes (VOTE_COLUMNS, models under the paper's keys);
+    a ValueError naming the file when it cannot be read."""
+    from demo.votelogs import read
+
+    votes = read(path, "diva-study")[VOTE_COLUMNS].fillna("")
+    return votes.replace({"model_a": STUDY_MODELS, "model_b": STUDY_MODELS})
+
+
 # --- statistics ------------------------------------------------------------------------------
 
 def paired_bootstrap(a, b, n_resamples: int = 10_000, seed: int = 0) -> float:

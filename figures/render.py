@@ -28,6 +28,7 @@ from figures.data import (
     MissingResults,
     binomial_p,
     load_eval,
+    load_study,
     load_votes,
     our_bars,
     pairwise_votes,
@@ -81,6 +82,13 @@ def our_votes_figure(votes: pd.DataFrame, spec: FigureSpec) -> Figure:
     return winrate_figure(pairs, f"This project, arena votes {provenance(votes, 'time')}\n{spec.title}", note)
 
 
+def study_figure(votes: pd.DataFrame, spec: FigureSpec) -> Figure:
+    """Figure 6 recomputed from the DiVA user study's own vote log (`--study FILE`)."""
+    note = (f"DiVA user-study log ({len(votes)} votes); {STAR} = winner at p < 0.05, exact "
+            "binomial test against 50%.")
+    return winrate_figure(pairwise_votes(votes), f"DiVA user study, from its vote log\n{spec.title}", note)
+
+
 def save_png(fig: Figure, path: Path) -> Path:
     """Byte-stable PNG: Agg, fixed font and dpi, no Software/date metadata."""
     path = Path(path)
@@ -116,12 +124,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-dir", type=Path, default=EVAL_DIR, help="holds <suite>.csv and items/")
     ap.add_argument("--votes", type=Path, default=VOTES_CSV, help="arena votes export")
     ap.add_argument("--out", type=Path, default=OUT_DIR, help="where the PNGs go")
+    ap.add_argument("--study", type=Path, help="DiVA user-study JSON: also draw study_fig6_user_study.png")
     args = ap.parse_args(argv)
+    if args.study:
+        try:
+            study = load_study(args.study)
+        except ValueError as error:
+            print(f"figures: error: {error}")
+            return 2
     written, skipped = render_all(args.paper, args.eval_dir, args.votes, args.out)
     for path in written:
         print(f"wrote {shown(path)}")
     for message in skipped:
         print(message)
+    if args.study:
+        spec = next(s for s in SPECS if s.name == "fig6_user_study")
+        print(f"wrote {shown(save_png(study_figure(study, spec), args.out / 'study_fig6_user_study.png'))}")
     return 0
 
 
