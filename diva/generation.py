@@ -5,6 +5,8 @@ transformers' `generate` (greedy, KV cache, left padding) and its streamer.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
 from typing import Iterator
 
@@ -28,6 +30,22 @@ class _Tick(StoppingCriteria):
         return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
+_EXTRA_PROCESSORS: contextvars.ContextVar[tuple] = contextvars.ContextVar("extra_logits_processors",
+                                                                        default=())
+
+
+@contextlib.contextmanager
+def extra_logits_processors(*processors):
+    """Every generation started inside this block also applies these transformers
+    LogitsProcessors (e.g. eval.constrained's mask that allows only label tokens); the
+    assistants' own API stays as it is."""
+    token = _EXTRA_PROCESSORS.set(_EXTRA_PROCESSORS.get() + tuple(processors))
+    try:
+        yield
+    finally:
+        _EXTRA_PROCESSORS.reset(token)
+
+
 def stop_token_ids(model, tokenizer) -> list[int]:
     """The LLM's end-of-sequence ids plus its chat end-of-turn token."""
     ids = model.generation_config.eos_token_id
@@ -42,10 +60,14 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 def _generate_kwargs(model, tokenizer, inputs: dict, max_new_tokens, clock):
     stops = stop_token_ids(model, tokenizer)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    return dict(**inputs, max_new_tokens=max_new_tokens,
-                do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
-                eos_token_id=stops, pad_token_id=pad,
-                stopping_criteria=StoppingCriteriaList([_Tick(clock)]))
+    kwargs = dict(**inputs, max_new_tokens=max_new_tokens,
+                  do_sample=False, temperature=None, top_p=None, top_k=None, num_beams=1,
+                  eos_token_id=stops, pad_token_id=pad,
+                  stopping_criteria=StoppingCriteriaList([_Tick(clock)]))
+    if _EXTRA_PROCESSORS.get():
+        from transformers import LogitsProcessorList
+        kwargs["logits_processor"] = LogitsProcessorList(_EXTRA_PROCESSORS.get())
+    return kwargs
 
 
 def trim_at_stop(ids: list[int], stops: list[int]) -> list[int]:

@@ -2,6 +2,7 @@
 
     python -m eval.run --assistant text-mini,cascade-mini,diva-mini --suite all
     python -m eval.run --assistant cascade-mini --task spoken-qa --limit 20 --modality audio
+    python -m eval.run --protocol paper --assistant diva-llama3-8b --task sdqa   # eval/paper_run.py
 
 Each assistant answers each task's items in the modalities it supports (`audio`: it hears the
 clip; `text`: its own LLM reads the transcript), in batches, through the SQLite answer cache.
@@ -287,14 +288,26 @@ def parse_args(argv=None):
                    help="also run the paper's hub datasets (network or --data-dir needed)")
     p.add_argument("--data-dir", default=None,
                    help="local parquet copies of the real datasets, one folder per task name")
-    p.add_argument("--out", default=str(REPO_ROOT / "results" / "eval"))
+    p.add_argument("--out", default=None,
+                   help="results folder (default results/eval; results/paper_protocol for --protocol paper)")
     p.add_argument("--cache", default=None, help="SQLite answer cache (default <out>/cache.sqlite)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--protocol", default="ours", choices=("ours", "paper"),
+                   help="paper: the paper's datasets, prompts, decoding and metrics (eval/paper_run.py)")
+    p.add_argument("--layout", default=None, choices=("native", "reference", "paper-eval"),
+                   help="--protocol paper: DiVA's prompt layout (default paper-eval; diva/prompt.py)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    return evaluate(parse_args(argv))
+    args = parse_args(argv)
+    if args.protocol == "paper":
+        from eval.paper_run import evaluate_paper
+        return evaluate_paper(args)
+    if args.layout:
+        raise SystemExit("--layout applies to --protocol paper only")
+    args.out = args.out or str(REPO_ROOT / "results" / "eval")
+    return evaluate(args)
 
 
 if __name__ == "__main__":

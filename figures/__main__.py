@@ -1,3 +1,5 @@
-from figures.render import main
+import sys
 
-raise SystemExit(main())
+from figures.released import main
+
+raise SystemExit(main(sys.argv[1:]))

@@ -46,9 +46,10 @@ LANGUAGES = {"ar": "Arabic", "zh": "Chinese", "de": "German", "id": "Indonesian"
              "lv": "Latvian", "cy": "Welsh", "fr": "French", "es": "Spanish"}
 METRIC_LABELS = {"panda": "PANDA (%)", "weightedf1": "Weighted F1 (%)", "accuracy": "Accuracy (%)",
                  "acc": "Accuracy (%)", "bleu": "BLEU", "f1": "Token F1 (%)", "tokenf1": "Token F1 (%)",
-                 "em": "Exact match (%)", "exactmatch": "Exact match (%)", "winrate": "Win rate (%)"}
+                 "em": "Exact match (%)", "exactmatch": "Exact match (%)", "winrate": "Win rate (%)",
+                 "sentencebleu": "Mean sentence BLEU"}
 # when a task reports several metrics, the first of these that is present is plotted
-METRIC_PREFERENCE = ["panda", "weightedf1", "bleu", "accuracy", "acc", "f1", "tokenf1",
+METRIC_PREFERENCE = ["panda", "weightedf1", "bleu", "sentencebleu", "accuracy", "acc", "f1", "tokenf1",
                      "exactmatch", "em"]
 
 
