@@ -24,7 +24,7 @@ test: assets
 
 # the main job: the A/B arena on the default local assistants
 demo: assets
-	$(PY) -m demo.arena
+	$(PY) -m demo.app
 
 # ask the default assistants a bundled spoken question, streaming their answers
 ask: assets

@@ -1,15 +1,9 @@
-"""The A/B arena: two anonymous assistants answer the same spoken question side by side; people vote.
-
-    python -m demo.arena [--config demo/arena.toml] [--db URL] [--host 127.0.0.1] [--port 7860]
-                         [--auth user:pass] [--no-store-audio]
-
-All state lives in an `Arena` object (config, vote store, loaded assistants, rate limiter);
-`Arena.build_ui()` returns the Gradio app. Model output is shown in read-only text boxes, never
-rendered as HTML or Markdown.
+"""The A/B arena's logic: two anonymous assistants answer the same spoken question side by side;
+people vote. All state lives in an `Arena` object (config, vote store, loaded assistants, rate
+limiter); the page is `demo.ui`, the command `python -m demo.app`.
 """
 from __future__ import annotations
 
-import argparse
 import collections
 import os
 import queue
@@ -24,7 +18,7 @@ from typing import Iterator
 
 import numpy as np
 
-from demo.config import DEFAULT_CONFIG, REPO_ROOT, ArenaConfig, ModelSpec, load_config
+from demo.config import ArenaConfig, ModelSpec
 from demo.store import Battle, VoteError, VoteStore
 from diva.assistants.base import VoiceAssistant
 from diva.audio import SAMPLE_RATE, AudioError, load_audio
@@ -218,63 +212,14 @@ class Arena:
             prompt=prompt, model_a=a.model, model_b=b.model, response_a=a.text, response_b=b.text,
             ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s))
 
-    def vote(self, state: BattleState, outcome: str, reason: str | None) -> None:
+    def vote(self, state: BattleState, outcome: str, reason: str | None, voter: str | None = None) -> None:
+        """Record a vote; `voter` (a session id or client address) is stored only as a salted hash."""
         if state.battle_id is None:
             raise ArenaError("There is no finished battle to vote on.")
         if state.voted:
             raise ArenaError("You already voted on this battle. Start a new round.")
         try:
-            self.store.record_vote(state.battle_id, outcome, (reason or "")[:1000])
+            self.store.record_vote(state.battle_id, outcome, (reason or "")[:1000], voter=voter)
         except VoteError as error:
             raise ArenaError(str(error)) from None
         state.voted = True
-
-    # ---- the page ----------------------------------------------------------------------------
-    def build_ui(self):
-        from demo.ui import build_ui
-        return build_ui(self)
-
-    def launch(self, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
-               **kwargs):
-        """Serve the page: loopback only unless `host` says otherwise; no analytics; optional login;
-        uploads above the size limit refused by the server; errors shown as messages, never traces."""
-        os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-        app = self.build_ui().queue(default_concurrency_limit=4)
-        app.launch(server_name=host, server_port=port, auth=auth, show_error=False,
-                   max_file_size=int(self.config.limits.max_upload_mb * 2**20), footer_links=["api"], **kwargs)
-        return app
-
-
-def main(argv: list[str] | None = None) -> None:
-    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TOKENIZERS_PARALLELISM"):
-        os.environ.setdefault(name, "false" if name == "TOKENIZERS_PARALLELISM" else "1")
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    p = argparse.ArgumentParser(prog="python -m demo.arena", description=__doc__.split("\n")[0])
-    p.add_argument("--config", default=str(DEFAULT_CONFIG))
-    p.add_argument("--db", help="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db (default: config)")
-    p.add_argument("--host", default="127.0.0.1", help="bind address (default: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--auth", help="require a login, user:password")
-    p.add_argument("--no-store-audio", action="store_true", help="keep only each clip's sha256")
-    p.add_argument("--models", help="comma-separated local registry names, replacing the config's models")
-    args = p.parse_args(argv)
-
-    from dataclasses import replace
-    config = load_config(args.config).resolved(REPO_ROOT)
-    if args.db:
-        config = replace(config, db=args.db)
-    if args.no_store_audio:
-        config = replace(config, store_audio=False)
-    if args.models:
-        config = replace(config, models=tuple(ModelSpec(n.strip()) for n in args.models.split(",")),
-                         pair_weights={})
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    if auth and (len(auth) != 2 or not all(auth)):
-        p.error("--auth takes user:password")
-    arena = Arena(config).prepare()
-    print(f"arena: {', '.join(arena.contestants)}; votes -> {config.db}", flush=True)
-    arena.launch(args.host, args.port, auth)
-
-
-if __name__ == "__main__":
-    main()

@@ -5,6 +5,8 @@ API names (for gradio_client): /battle (audio, prompt), /vote_model_a, /vote_mod
 """
 from __future__ import annotations
 
+import os
+
 import gradio as gr
 
 from demo import leaderboard as lb
@@ -100,9 +102,10 @@ def build_ui(arena: Arena) -> gr.Blocks:
                  concurrency_id="battle", show_progress="minimal")
 
         def make_voter(outcome: str):
-            def vote(reason_text, st: BattleState):
+            def vote(reason_text, st: BattleState, request: gr.Request):
+                voter = (request.client.host if request.client else None) or request.session_hash
                 try:
-                    arena.vote(st, outcome, reason_text)
+                    arena.vote(st, outcome, reason_text, voter=voter)
                 except ArenaError as error:
                     raise gr.Error(str(error), title="Vote not recorded", print_exception=False) from None
                 a, b = (s.model for s in st.sides)
@@ -144,4 +147,15 @@ def build_ui(arena: Arena) -> gr.Blocks:
                       concurrency_id="leaderboard")
         board_tab.select(show_leaderboard, None, board_outputs, api_visibility="private", concurrency_limit=1,
                          concurrency_id="leaderboard")
+    return app
+
+
+def launch(arena: Arena, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
+           **kwargs) -> gr.Blocks:
+    """Serve the page: loopback only unless `host` says otherwise; no analytics; optional login;
+    uploads above the size limit refused by the server; errors shown as messages, never traces."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    app = build_ui(arena).queue(default_concurrency_limit=4)
+    app.launch(server_name=host, server_port=port, auth=auth, show_error=False,
+               max_file_size=int(arena.config.limits.max_upload_mb * 2**20), footer_links=["api"], **kwargs)
     return app

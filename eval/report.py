@@ -58,24 +58,24 @@ def _cell(value: float, lo: float, hi: float) -> str:
 
 
 def suite_table(df: pd.DataFrame) -> str:
-    """Markdown: one row per task x subset x metric, one column per assistant x modality."""
+    """Markdown: per task x subset, one row per assistant x modality, one column per metric."""
     df = df.copy()
-    df["column"] = df["assistant"] + " (" + df["modality"] + ")"
     df["cell"] = [_cell(v, lo, hi) for v, lo, hi in zip(df["value"], df["ci_low"], df["ci_high"])]
     df["subset"] = df["subset"].astype(str)
     n = df.groupby(["task", "subset", "metric"])["n"].transform("max")
     fewer = df["n"] < n  # a run on an older, smaller version of the task says so in its cell
     df.loc[fewer, "cell"] = df.loc[fewer, "cell"] + " (n=" + df.loc[fewer, "n"].astype(str) + ")"
-    columns = list(dict.fromkeys(df.sort_values(["assistant", "modality"])["column"]))
-    table = df.pivot_table(index=["task", "subset", "metric"], columns="column", values="cell",
-                           aggfunc="first").reindex(columns=columns).fillna("")
-    n = df.groupby(["task", "subset", "metric"])["n"].max()
-    lines = ["| task | subset | metric | n | " + " | ".join(columns) + " |",
-             "|" + "---|" * (4 + len(columns))]
-    for (task, subset, metric), row in table.iterrows():
-        lines.append(f"| {task} | {subset} | {metric} | {n[(task, subset, metric)]} | "
-                     + " | ".join(row[c] for c in columns) + " |")
-    return "\n".join(lines)
+    out = []
+    for (task, subset), part in df.groupby(["task", "subset"], sort=True):
+        metrics = sorted(part["metric"].unique())
+        table = part.pivot_table(index=["assistant", "modality"], columns="metric", values="cell",
+                                 aggfunc="first").reindex(columns=metrics).fillna("")
+        title = task if subset == "all" else f"{task}, {subset}"
+        out += [f"**{title}** (n = {part['n'].max()})\n", "| assistant | modality | " + " | ".join(metrics) + " |",
+                "|---|---|" + "---|" * len(metrics)]
+        out += [f"| {a} | {m} | " + " | ".join(row[c] for c in metrics) + " |" for (a, m), row in table.iterrows()]
+        out.append("")
+    return "\n".join(out)
 
 
 README_HEAD = """# Evaluation results

@@ -92,8 +92,8 @@ register(Task(
     source="eval/data/spoken_qa_select.jsonl", offline=True, max_new_tokens=32,
     target="short factual answer; any listed alias counts", compare_to_text_mini=True, selection=True,
     notes="the selection set: new questions spoken by VALID voices, for choosing training options "
-          "and checkpoints; run only when named. Subsets: set-a, the 113 questions of session 7; "
-          "set-b, the 95 added in session 11"))
+          "and checkpoints; run only when named. Subsets: set-a, its first 113 questions; "
+          "set-b, the 95 added later"))
 
 register(Task(
     name="spoken-sentiment", suite="classification", kind="label", load=offline.spoken_sentiment,

@@ -1,6 +1,6 @@
 """Average the connector weights of several checkpoints of one architecture (a "model soup").
 
-    python -m train.average OUT CKPT [CKPT ...] [--weights 0.5,0.5]
+    python -m research.average OUT CKPT [CKPT ...] [--weights 0.5,0.5]
 
 Every checkpoint must name the same encoder, LLM, query count and projection; OUT takes the first
 one's config.json (bridge settings included) and the weighted mean of every tensor.
@@ -11,7 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
 
 from diva.checkpoint import CheckpointError, read_checkpoint
@@ -26,7 +25,7 @@ def average_checkpoints(sources: list[str], out: str | Path, weights: list[float
     loaded = [read_checkpoint(s) for s in sources]
     first_config, first_state, first_raw = loaded[0]
     for source, (config, state, _) in zip(sources[1:], loaded[1:]):
-        for field in ("encoder", "llm", "n_queries", "projection", "n_extra_slots"):
+        for field in ("encoder", "llm", "n_queries", "projection"):
             if getattr(config, field) != getattr(first_config, field):
                 raise CheckpointError(f"{source}: {field} is {getattr(config, field)!r}, "
                                       f"{sources[0]} has {getattr(first_config, field)!r}")
@@ -41,7 +40,10 @@ def average_checkpoints(sources: list[str], out: str | Path, weights: list[float
     out.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in mean.items()}, str(out / "model.safetensors"))
     raw = {**first_raw, "averaged_from": [str(s) for s in sources], "average_weights": weights}
+    options = raw.pop("inference", None)
     (out / "config.json").write_text(json.dumps(raw, indent=2) + "\n")
+    if options is not None:
+        (out / "inference.json").write_text(json.dumps(options, indent=2) + "\n")
     return out
 
 

@@ -1,6 +1,6 @@
 """Validation curves of several training runs in one PNG.
 
-    python -m train.compare results/train/diva-mini_metrics.csv results/train/sft-mini_metrics.csv \
+    python -m research.compare results/train/diva-mini_metrics.csv results/train/sft-mini_metrics.csv \
         --label diva-mini --label sft-mini --out results/train/runs_compared.png
 
 Each input is a run folder or its metrics.csv. Panels: first-token agreement with the text

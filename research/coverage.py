@@ -1,6 +1,6 @@
 """How often the tokens of some texts occur in a corpus' training transcripts (no model needed).
 
-    python -m train.coverage --config train/configs/mini-dense-align.yaml --texts eval/data/spoken_qa.jsonl
+    python -m research.coverage --config train/configs/mini-dense-align.yaml --texts eval/data/spoken_qa.jsonl
 
 The probe (`train.probe`) shows that a token comes through the connector only once it has been
 seen ~100 times in training; this tells how much of an evaluation set's wording a corpus covers
@@ -12,7 +12,7 @@ import argparse
 import json
 from collections import Counter
 
-from train.probe import FREQUENCY_BUCKETS, frequency_bucket, token_counts
+from research.probe import FREQUENCY_BUCKETS, frequency_bucket, token_counts
 
 
 def coverage(layout, train_transcripts: list[str], texts: list[str]) -> dict:

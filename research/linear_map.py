@@ -1,6 +1,6 @@
 """Why the vocabulary bridge: can a LINEAR map carry Whisper's tokens into the LLM's embeddings?
 
-    python -m train.linear_map [--encoder whisper-tiny.en --llm smollm2-135m-instruct --held-out 5000]
+    python -m research.linear_map [--encoder whisper-tiny.en --llm smollm2-135m-instruct --held-out 5000]
 
 Fits a least-squares (ridge) linear map from Whisper's token table to the LLM's input embeddings
 over the tokens both vocabularies spell the same, and reports on held-out shared tokens how often

@@ -3,7 +3,7 @@ virtual tokens are the transcript's own embeddings (the token-alignment loss at 
 on purpose: random noise of a given L2 size per token, or shrunk toward the mean embedding (what
 an L2 regression does where it is unsure of the word).
 
-    python -m train.oracle --noise 0,1,2 --shrink 0.3,0.6
+    python -m research.oracle --noise 0,1,2 --shrink 0.3,0.6
 
 Layout as in training: the last N of the Q virtual tokens carry the N transcript tokens, the
 other Q - N slots hold zeros. Scores compare with the LLM's reply to the transcript itself.

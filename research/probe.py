@@ -1,6 +1,6 @@
 """What the connector says: each virtual token read back as its nearest LLM token embedding.
 
-    python -m train.probe checkpoints/diva-mini --config train/configs/mini.yaml --n 96
+    python -m research.probe checkpoints/diva-mini --config train/configs/diva-mini.yaml --n 96
 
 On held-out clips (the corpus' VALID voices) it prints transcripts next to the nearest-token
 reading of their virtual tokens, and reports the share of aligned slots (the last N, as in the
@@ -89,9 +89,8 @@ class Reader:
             raise ValueError(f"head must be llm or whisper, got {head!r}")
         self.diva, self.head = diva, head
         if head == "whisper":
-            from train.distill import whisper_transcript_ids
             self.tokenizer = diva.whisper_tokenizer
-            self.tokenize = lambda text: whisper_transcript_ids(self.tokenizer, text)
+            self.tokenize = lambda text: self.tokenizer(" " + text.strip(), add_special_tokens=False).input_ids
         else:
             self.tokenizer, self.tokenize = diva.tokenizer, diva.layout.transcript_ids
 
@@ -99,8 +98,8 @@ class Reader:
         """(B, Q) token ids, one per slot."""
         diva = self.diva
         if self.head == "llm":
-            return nearest_tokens(diva, diva.speech_tokens(audios))
-        return whisper_head_tokens(diva, diva.word_states(diva.connector_states(diva.encode(diva.features(audios)))))
+            return nearest_tokens(diva, diva.project(diva.speech_states(audios))[0])
+        return whisper_head_tokens(diva, diva.speech_states(audios))
 
 
 def slot_transcript(tokenizer, ids: list[int], collapse: bool) -> str:
@@ -187,10 +186,11 @@ def main(argv=None) -> None:
               f"{counts['wer_collapse']:.3f} CTC-collapsed; word for word right: {counts['exact_drop']:.1%} / "
               f"{counts['exact_collapse']:.1%}")
     if args.beam:
-        from diva.ctc_beam import rescored_reading
+        from dataclasses import replace
+        diva.options = replace(diva.options, bridge_decode="llm-beam")
         with torch.no_grad():
-            picked = [q for i in range(0, len(audios), 16) for q in rescored_reading(
-                diva, diva.projection.head_logits(diva.word_states(diva.speech_states(audios[i:i + 16]))))]
+            picked = [q for i in range(0, len(audios), 16) for q in diva.reader.questions(
+                diva.projection.head_logits(diva.speech_states(audios[i:i + 16])))]
         print(f"the LLM-rescored CTC reading: WER {word_error_rate(transcripts, picked):.3f}; "
               f"word for word right: {exact_transcript_share(transcripts, picked):.1%}")
     if args.asr:

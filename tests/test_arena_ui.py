@@ -15,6 +15,7 @@ import pytest
 
 from arena_helpers import free_port, spoken_question, wait_for_http
 from demo.arena import Arena, ArenaError, RateLimiter
+from demo.ui import launch
 from demo.config import ArenaConfig, Limits, ModelSpec
 from demo.store import VoteStore
 
@@ -50,7 +51,7 @@ def arena_app(remote_url, tmp_path_factory):
                          db=f"sqlite:///{root}/arena.db", audio_dir=str(root / "audio"), max_new_tokens=12,
                          limits=Limits(battles_per_minute=100))
     arena = Arena(config, seed=0).prepare()
-    app = arena.launch(port=free_port(), prevent_thread_lock=True, quiet=True)  # as `python -m demo.arena`
+    app = launch(arena, port=free_port(), prevent_thread_lock=True, quiet=True)  # as `python -m demo.app`
     yield arena, app.local_url
     app.close()
 
@@ -224,7 +225,7 @@ def test_login_loopback_and_no_analytics(tmp_path):
     import httpx
     from gradio_client import Client
     config = ArenaConfig(models=(), db=f"sqlite:///{tmp_path}/auth.db")
-    app = Arena(config).launch(port=free_port(), auth=("alice", "s3cret"), prevent_thread_lock=True, quiet=True)
+    app = launch(Arena(config), port=free_port(), auth=("alice", "s3cret"), prevent_thread_lock=True, quiet=True)
     try:
         assert app.local_url.startswith("http://127.0.0.1:") and app.analytics_enabled is False
         assert httpx.get(app.local_url + "config").status_code == 401
@@ -244,7 +245,7 @@ def test_a_failing_backend_voids_the_battle(tmp_path, question):
                                  ModelSpec("gone-2", kind="remote", base_url=dead)),
                          db=f"sqlite:///{tmp_path}/dead.db", audio_dir=str(tmp_path / "audio"))
     arena = Arena(config).prepare()
-    app = arena.launch(port=free_port(), prevent_thread_lock=True, quiet=True)
+    app = launch(arena, port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         out = client(app.local_url).predict(handle_file(str(question)), "", api_name="/battle")
         assert "failed" in out[4] and "failed" in out[5] and "not counted" in out[6]
