@@ -34,7 +34,7 @@ BRIDGE_DECODES = ("greedy", "llm-beam")
 
 @dataclass(frozen=True)
 class InferenceOptions:
-    """How a DiVA's virtual tokens are read at inference; stored beside the checkpoint
+    """How a DiVA's virtual tokens are read and placed at inference; stored beside the checkpoint
     (`inference.json`), and changeable when loading without touching the weights."""
     bridge_temperature: float = 1.0   # softmax over Whisper's head (whisper-vocab only)
     bridge_decode: str = "greedy"     # greedy | llm-beam (whisper-vocab only)
@@ -42,8 +42,13 @@ class InferenceOptions:
     beam_top_k: int = 8               # words per slot the beam considers
     beam_lm_weight: float = 0.5
     beam_length_bonus: float = 1.0    # per LLM token of the reading
+    prompt_layout: str = "native"     # where a text prompt goes (diva.prompt.LAYOUT_STYLES); the
+                                      # released checkpoint defaults to its own "reference" layout
 
     def __post_init__(self):
+        from diva.prompt import LAYOUT_STYLES
+        if self.prompt_layout not in LAYOUT_STYLES:
+            raise ValueError(f"prompt_layout must be one of {LAYOUT_STYLES}, got {self.prompt_layout!r}")
         if not self.bridge_temperature > 0:
             raise ValueError(f"bridge_temperature must be > 0, got {self.bridge_temperature}")
         if self.bridge_decode not in BRIDGE_DECODES:

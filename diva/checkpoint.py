@@ -100,6 +100,8 @@ def read_checkpoint(source: str | Path) -> tuple[DivaConfig, dict[str, torch.Ten
                         encoder_seconds=raw.get("encoder_seconds", 30.0), projection=projection)
     if (folder / OPTIONS_FILE).exists():
         raw["inference"] = json.loads((folder / OPTIONS_FILE).read_text())
+    elif raw.get("projection_layout") != "out_in":  # the released checkpoint places prompts its own way
+        raw["inference"] = {"prompt_layout": "reference"}
     return config, state, raw
 
 

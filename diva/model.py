@@ -60,7 +60,6 @@ class DiVA(nn.Module):
         self.feature_extractor = feature_extractor
         self.tokenizer = tokenizer
         self.whisper_tokenizer = whisper_tokenizer  # the connector's own vocabulary (CTC targets, bridge)
-        self.layout = PromptLayout(tokenizer)
         self.encoder = whisper.get_encoder()          # frozen, shared with other assistants
         self.llm = llm                                # frozen, shared with other assistants
         d_whisper, d_llm = whisper.config.d_model, llm.get_input_embeddings().embedding_dim
@@ -103,6 +102,7 @@ class DiVA(nn.Module):
             raise ValueError(f"bridge_decode {options.bridge_decode!r} reads the vocabulary bridge's "
                              "slots; this DiVA has a linear projection")
         self._options = options
+        self.layout = PromptLayout(self.tokenizer, style=options.prompt_layout)
         self.reader = SlotReader(self.projection, self.llm, self.layout, self.whisper_tokenizer, options) \
             if self.config.projection == "whisper-vocab" else None
 

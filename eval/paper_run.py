@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -37,9 +38,8 @@ def set_layout(assistant, style: str) -> bool:
     model = getattr(assistant, "model", None)
     if model is None or not hasattr(model, "layout"):
         return False
-    layout = PromptLayout(model.tokenizer, style=style)
-    layout.around_audio("a prompt")  # ValueError now, not mid-run (paper-eval needs Llama 3's tokens)
-    model.layout = layout
+    PromptLayout(model.tokenizer, style=style).around_audio("a prompt")  # ValueError now, not mid-run
+    model.options = replace(model.options, prompt_layout=style)           # (paper-eval needs Llama 3's tokens)
     return True
 
 

@@ -191,3 +191,15 @@ def test_unknown_or_impossible_inference_options_are_refused(tmp_path):
         InferenceOptions.from_dict({"beam_size": 4})
     with pytest.raises(ValueError, match="linear projection"):
         tiny_diva(options=InferenceOptions(bridge_decode="llm-beam"))
+
+
+def test_the_released_checkpoint_places_prompts_its_own_way(tmp_path):
+    whisper_dir, llm_dir = save_tiny_models(tmp_path / "models")
+    save_released_layout(tiny_diva(n_queries=4), tmp_path / "released")
+    assert read_checkpoint(tmp_path / "released")[2]["inference"] == {"prompt_layout": "reference"}
+    released = load_diva(tmp_path / "released", encoder=whisper_dir, llm=llm_dir)
+    assert released.layout.style == "reference" and released.options.prompt_layout == "reference"
+    save_connector(tiny_diva(n_queries=4), tmp_path / "ours")
+    ours = load_diva(tmp_path / "ours", encoder=whisper_dir, llm=llm_dir, options={"prompt_layout": "paper-eval"})
+    assert ours.layout.style == "paper-eval"
+    assert load_diva(tmp_path / "ours", encoder=whisper_dir, llm=llm_dir).layout.style == "native"
