@@ -33,25 +33,30 @@ class ArenaError(ValueError):
 
 
 class RateLimiter:
-    """At most `limit` events per `window_s` seconds per key (a browser session)."""
+    """At most `limit` events per `window_s` seconds per key (a session, a hashed client address)."""
 
     def __init__(self, limit: int, window_s: float = 60.0):
         self.limit, self.window_s = limit, window_s
         self._events: dict[str, collections.deque] = {}
         self._lock = threading.Lock()
 
-    def allow(self, key: str) -> float | None:
-        """Record an event and return None, or return the seconds to wait when over the limit."""
+    def allow(self, *keys: str) -> float | None:
+        """Record an event under every key and return None, or, when any key is at its limit,
+        record nothing and return the seconds to wait."""
         now = time.monotonic()
         with self._lock:
-            for k in [k for k, d in self._events.items() if d and now - d[-1] > self.window_s]:
-                del self._events[k]  # forget idle sessions
-            events = self._events.setdefault(key, collections.deque())
-            while events and now - events[0] > self.window_s:
-                events.popleft()
-            if len(events) >= self.limit:
-                return self.window_s - (now - events[0]) if events else self.window_s
-            events.append(now)
+            for k in [k for k, d in self._events.items() if not d or now - d[-1] > self.window_s]:
+                del self._events[k]  # forget idle keys
+            queues = [self._events.setdefault(key, collections.deque()) for key in keys]
+            for events in queues:
+                while events and now - events[0] > self.window_s:
+                    events.popleft()
+            waits = [self.window_s - (now - events[0]) if events else self.window_s
+                     for events in queues if len(events) >= self.limit]
+            if waits:
+                return max(waits)
+            for events in queues:
+                events.append(now)
             return None
 
 
@@ -83,6 +88,7 @@ class BattleState:
     battle_id: str | None = None
     sides: list[Side] = field(default_factory=list)
     voted: bool = False
+    session: str | None = None   # the session that ran the battle: the only one that may vote on it
 
 
 class Arena:
@@ -145,6 +151,14 @@ class Arena:
             return (a.name, b.name) if self._rng.random() < 0.5 else (b.name, a.name)
 
     # ---- one battle --------------------------------------------------------------------------
+    def allow_battle(self, session: str, client: str | None) -> None:
+        """ArenaError over the per-minute battle limit, counted per session and per client address
+        (held only as its salted hash), so fresh sessions from one address share the limit."""
+        wait = self.limiter.allow(f"session:{session}", f"voter:{self.store.pseudonym(client or session)}")
+        if wait is not None:
+            raise ArenaError(f"Too many battles: up to {self.config.limits.battles_per_minute} a minute. "
+                             f"Try again in {wait:.0f} s.")
+
     def check_input(self, audio, prompt: str | None) -> tuple[np.ndarray, str | None]:
         """The clip as 16 kHz samples and the cleaned prompt, or ArenaError with a clear message."""
         limits = self.config.limits
@@ -212,10 +226,14 @@ class Arena:
             prompt=prompt, model_a=a.model, model_b=b.model, response_a=a.text, response_b=b.text,
             ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s))
 
-    def vote(self, state: BattleState, outcome: str, reason: str | None, voter: str | None = None) -> None:
-        """Record a vote; `voter` (a session id or client address) is stored only as a salted hash."""
+    def vote(self, state: BattleState, outcome: str, reason: str | None, voter: str | None = None,
+             session: str | None = None) -> None:
+        """Record a vote from `session`; `voter` (a client address or session id) is stored only as
+        a salted hash."""
         if state.battle_id is None:
             raise ArenaError("There is no finished battle to vote on.")
+        if state.session is not None and session != state.session:
+            raise ArenaError("This battle was started in another session; only that session can vote on it.")
         if state.voted:
             raise ArenaError("You already voted on this battle. Start a new round.")
         try:

@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+
+from diva.errors import UsageError, unknown_key
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = Path(__file__).with_name("arena.toml")
+
+
+class ConfigError(UsageError):
+    """An arena config that cannot be read, names an unknown key or holds a bad value."""
 
 
 @dataclass(frozen=True)
@@ -25,11 +31,11 @@ class ModelSpec:
 
     def __post_init__(self):
         if self.kind not in ("local", "remote"):
-            raise ValueError(f"model {self.name!r}: kind must be 'local' or 'remote', not {self.kind!r}")
+            raise ConfigError(f"model {self.name!r}: kind must be 'local' or 'remote', not {self.kind!r}")
         if self.kind == "remote" and not self.base_url:
-            raise ValueError(f"remote model {self.name!r} needs base_url")
+            raise ConfigError(f"remote model {self.name!r} needs base_url")
         if self.weight < 0:
-            raise ValueError(f"model {self.name!r}: weight must be >= 0")
+            raise ConfigError(f"model {self.name!r}: weight must be >= 0")
 
     @property
     def api_key(self) -> str | None:
@@ -42,6 +48,7 @@ class Limits:
     max_audio_s: float = 30.0
     battles_per_minute: int = 6
     max_prompt_chars: int = 500
+    keep_uploads_s: int = 3600   # uploaded and recorded clips are deleted from Gradio's cache after this
 
 
 @dataclass(frozen=True)
@@ -58,11 +65,11 @@ class ArenaConfig:
     def __post_init__(self):
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
-            raise ValueError(f"model names must be unique: {names}")
+            raise ConfigError(f"model names must be unique: {names}")
         for a, b in self.pair_weights:
             for n in (a, b):
                 if n not in names:
-                    raise ValueError(f"pair_weights names unknown model {n!r}")
+                    raise ConfigError(f"pair_weights names unknown model {n!r}; the models are {', '.join(names)}")
 
     def pair_weight(self, a: ModelSpec, b: ModelSpec) -> float:
         """Relative chance of drawing the (unordered) pair a, b."""
@@ -84,19 +91,45 @@ class ArenaConfig:
 def parse_pair(key: str) -> tuple[str, str]:
     parts = [p.strip() for p in key.split(" vs ")]
     if len(parts) != 2 or not all(parts):
-        raise ValueError(f"pair_weights key must look like 'a vs b', got {key!r}")
+        raise ConfigError(f"pair_weights key must look like 'a vs b', got {key!r}")
     return parts[0], parts[1]
 
 
+SCALARS = ("db", "audio_dir", "store_audio", "max_new_tokens")
+TOP_KEYS = (*SCALARS, "models", "limits", "pair_weights", "fallbacks")
+
+
+def check_keys(raw: dict, known, where: str = "") -> None:
+    """A misspelt key is an error (with the closest known ones), never silently ignored."""
+    for key in raw:
+        if key not in known:
+            raise ConfigError(unknown_key(key, known, where))
+
+
 def config_from_dict(raw: dict) -> ArenaConfig:
+    check_keys(raw, TOP_KEYS)
+    check_keys(raw.get("limits", {}), [f.name for f in fields(Limits)], "limits.")
+    for model in raw.get("models", []):
+        check_keys(model, [f.name for f in fields(ModelSpec)], "models.")
+        if "name" not in model:
+            raise ConfigError(f"a [[models]] entry has no name: {model}")
     models = tuple(ModelSpec(**m) for m in raw.get("models", []))
     limits = Limits(**raw.get("limits", {}))
     pairs = {parse_pair(k): float(v) for k, v in raw.get("pair_weights", {}).items()}
-    scalars = {k: raw[k] for k in ("db", "audio_dir", "store_audio", "max_new_tokens") if k in raw}
+    scalars = {k: raw[k] for k in SCALARS if k in raw}
     return ArenaConfig(models=models, limits=limits, pair_weights=pairs,
                        fallbacks=tuple(raw.get("fallbacks", ())), **scalars)
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> ArenaConfig:
-    with open(path, "rb") as f:
-        return config_from_dict(tomllib.load(f))
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"no arena config file {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path} is not a readable TOML file: {error}") from None
+    try:
+        return config_from_dict(raw)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

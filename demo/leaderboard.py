@@ -7,12 +7,12 @@
 Votes pass the hygiene rules (demo.hygiene) and are then rated (demo.ratings: anchored Bradley–Terry,
 scale 400, 1000 at the anchor; provisional models apart; separate groups; bootstrap 95% CIs). Writes
 leaderboard.csv, winrate_matrix.csv, battle_counts.csv, votes.csv (the votes that count), hygiene.csv,
-notes.txt and leaderboard.png. A file that cannot be read gives a one-line error and exit status 2.
+notes.txt and leaderboard.png. A file that cannot be read, or a --db with no database behind it,
+gives a one-line error and exit status 2 (nothing is created); the config's database not made yet
+means no votes yet.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import pandas as pd
 
 from demo import hygiene, ratings, votelogs
 from demo.ratings import INIT, MIN_BATTLES, PRIOR_TIES
+from diva.errors import ArgumentParser, UsageError, fail
 
 VOTE_COLUMNS = ["battle_id", "time", "model_a", "model_b", "outcome"]
 
@@ -168,9 +169,9 @@ def write_outputs(source, out: str | Path, rounds: int = 1000, seed: int = 0, **
 
 def main(argv: list[str] | None = None) -> int:
     from demo.config import DEFAULT_CONFIG, REPO_ROOT, load_config
-    from demo.store import VoteStore
+    from demo.store import VoteStore, sqlite_file
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m demo.leaderboard", description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group()
     source.add_argument("--db", help="SQLAlchemy URL of the vote store (default: the arena config's db)")
     source.add_argument("--votes", type=Path, help="read this vote log instead of the store")
@@ -191,14 +192,16 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out or Path("results/arena") / args.votes.stem
         else:
             where = args.db or load_config(args.config).resolved(REPO_ROOT).db
-            votes, out = votelogs.from_store(VoteStore(where)), args.out or "results/arena"
+            if not args.db and sqlite_file(where) and not sqlite_file(where).is_file():
+                print(f"no votes yet: the arena has not written {sqlite_file(where)}; nothing written")
+                return 0
+            votes, out = votelogs.from_store(VoteStore(where, create=False)), args.out or "results/arena"
         if args.export_fastchat:
             print(f"wrote {votelogs.write_fastchat(votes, args.export_fastchat)} ({len(votes)} votes, FastChat JSONL)")
         result = write_outputs(votes, out, args.rounds, args.seed, min_battles=args.min_battles,
                                anchor=args.anchor, prior=args.prior, daily_cap=args.daily_cap)
-    except (votelogs.VoteLogError, ratings.AnchorError) as error:
-        print(f"leaderboard: error: {error}", file=sys.stderr)
-        return 2
+    except (votelogs.VoteLogError, ratings.AnchorError, UsageError) as error:
+        return fail(error)
     if result.counted.empty:
         print(f"no votes that count in {where} ({len(votes)} read); nothing written")
         return 0

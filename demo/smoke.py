@@ -8,10 +8,11 @@ These are NOT human preferences; never mix them into a user study.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import tempfile
 from pathlib import Path
+
+from diva.errors import ArgumentParser, fail
 
 QUESTIONS = [
     ("What is the capital of France?", ("paris",)),
@@ -28,15 +29,20 @@ def keyword_vote(answer_a: str, answer_b: str, expected: tuple[str, ...]) -> str
     return {(True, False): "model_a", (False, True): "model_b", (True, True): "tie"}.get((hit_a, hit_b), "both_bad")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    import httpx
     from gradio_client import Client, handle_file
 
-    p = argparse.ArgumentParser(prog="python -m demo.smoke", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m demo.smoke", description=__doc__.split("\n")[0])
     p.add_argument("--url", default="http://127.0.0.1:7860")
     p.add_argument("--rounds", type=int, default=len(QUESTIONS))
     p.add_argument("--auth", help="user:password, if the arena has a login")
     args = p.parse_args(argv)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    try:
+        httpx.get(args.url, timeout=10)
+    except httpx.HTTPError as error:
+        return fail(f"no arena answers at --url {args.url} ({error}); start one with python -m demo.app")
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.rounds):
             question, expected = QUESTIONS[i % len(QUESTIONS)]
@@ -49,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             reveal = client.predict("keyword rule (demo.smoke)", api_name=f"/vote_{outcome}")[1]
             print(f"{question!r}\n  A: {answer_a[:80]!r} ({stats_a})\n  B: {answer_b[:80]!r} ({stats_b})\n"
                   f"  vote: {outcome}. {reveal}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -27,7 +27,9 @@ import soundfile as sf
 from sqlalchemy import (CheckConstraint, Column, DateTime, Float, ForeignKey, MetaData, String, Table,
                         Text, create_engine, event, func, insert, inspect, select, text)
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+
+from diva.errors import UsageError
 
 OUTCOMES = ("model_a", "model_b", "tie", "both_bad")
 
@@ -65,6 +67,10 @@ class VoteError(ValueError):
     """A vote the store refuses (unknown battle, second vote, bad outcome)."""
 
 
+class StoreError(UsageError):
+    """A vote database that cannot be opened as asked: a bad URL, a missing SQLite file, no server."""
+
+
 @dataclass
 class Battle:
     session_id: str
@@ -93,6 +99,18 @@ def voter_hash(identity: str, salt: str) -> str:
     return hashlib.sha256(f"{salt}\0{identity}".encode()).hexdigest()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL; None for in-memory SQLite and other databases."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {url!r}; expected e.g. sqlite:///results/arena/arena.db "
+                         "or postgresql+psycopg://user:password@host/db") from None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get WAL, a busy timeout and their folder created."""
     parsed = make_url(url)
@@ -115,15 +133,29 @@ def make_engine(url: str) -> Engine:
 
 
 class VoteStore:
+    """`create=False`: a SQLite file that does not exist is a StoreError instead of a new, empty store."""
+
     def __init__(self, url: str, audio_dir: str | Path | None = None, store_audio: bool = True,
-                 voter_salt: str | None = None):
+                 voter_salt: str | None = None, create: bool = True):
+        path = sqlite_file(url)
+        if not create and path is not None and not path.is_file():
+            raise StoreError(f"no vote database at {path}; check the path (a new one is made only when asked, "
+                             "e.g. python -m demo.app --db URL --create-db)")
         self.url = url
         self.engine = make_engine(url)
         self.audio_dir = Path(audio_dir) if audio_dir else None
         self.store_audio = store_audio and self.audio_dir is not None
         self.voter_salt = voter_salt or os.environ.get("ARENA_VOTER_SALT") or secrets.token_hex(16)
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as error:
+            shown = make_url(url).render_as_string(hide_password=True)
+            raise StoreError(f"cannot open the vote database {shown}: {str(error.orig).strip()}") from None
         self._add_voter_column()
+
+    def pseudonym(self, identity: str) -> str:
+        """How a voter (a client address or session) is kept: its salted hash, never the clear value."""
+        return voter_hash(identity, self.voter_salt)
 
     def _add_voter_column(self) -> None:
         """Stores made before `votes.voter` existed get the (nullable) column added."""
@@ -164,7 +196,7 @@ class VoteStore:
         if outcome not in OUTCOMES:
             raise VoteError(f"outcome must be one of {OUTCOMES}, not {outcome!r}")
         reason = (reason or "").strip() or None
-        voter = voter_hash(voter, self.voter_salt) if voter else None
+        voter = self.pseudonym(voter) if voter else None
         try:
             with self.engine.begin() as conn:
                 if conn.execute(select(battles.c.id).where(battles.c.id == battle_id)).first() is None:

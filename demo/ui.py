@@ -20,11 +20,22 @@ assistants answer at the same time. Vote for the better answer; their names are 
 your vote. {audio_note}"""
 
 
+def client_address(request: gr.Request) -> str | None:
+    """The client's address (a trusted proxy's X-Forwarded-For, as uvicorn reads it)."""
+    return request.client.host if request.client else None
+
+
+def cache_schedule(keep_s: int) -> tuple[int, int]:
+    """Gradio's delete_cache: (how often to look, in s; the age in s past which uploads are deleted)."""
+    return max(1, keep_s // 6), keep_s
+
+
 def build_ui(arena: Arena) -> gr.Blocks:
     limits = arena.config.limits
     audio_note = ("Your recording is stored with your vote for research." if arena.store.store_audio
                   else "Only a fingerprint (sha256) of your recording is kept.")
-    with gr.Blocks(title="Voice assistant arena", analytics_enabled=False) as app:
+    with gr.Blocks(title="Voice assistant arena", analytics_enabled=False,
+                   delete_cache=cache_schedule(limits.keep_uploads_s)) as app:
         state = gr.State(BattleState())
         gr.Markdown(INTRO.format(audio_note=audio_note))
         with gr.Tab("Battle"):
@@ -71,16 +82,14 @@ def build_ui(arena: Arena) -> gr.Blocks:
                 [s.stats() for s in sides]
 
         def battle(audio_path, prompt_text, st: BattleState, request: gr.Request):
+            session = request.session_hash or "anonymous"
             try:
                 samples, clean_prompt = arena.check_input(audio_path, prompt_text)
-                wait = arena.limiter.allow(request.session_hash or "anonymous")
-                if wait is not None:
-                    raise ArenaError(f"Too many battles: up to {limits.battles_per_minute} a minute. "
-                                     f"Try again in {wait:.0f} s.")
+                arena.allow_battle(session, client_address(request))
             except ArenaError as error:
                 raise gr.Error(str(error), title="Cannot start this battle", print_exception=False) from None
             pair = arena.draw_pair()
-            st = BattleState()
+            st = BattleState(session=session)
             sides = [Side(m) for m in pair]
             yield [*inputs_locked, *side_views(sides), "Both models are answering…", *votes_off,
                    gr.update(value="", interactive=False), "", st]
@@ -93,7 +102,7 @@ def build_ui(arena: Arena) -> gr.Blocks:
                        "A model failed, so this battle is not counted. Press **New round**.",
                        *votes_off, gr.skip(), gr.skip(), st]
                 return
-            st.battle_id = arena.record(request.session_hash or "anonymous", samples, clean_prompt, sides)
+            st.battle_id = arena.record(session, samples, clean_prompt, sides)
             yield [*[gr.skip()] * 3, *side_views(sides), "Both answered. Which answer is better?",
                    *[gr.update(interactive=True)] * len(OUTCOMES), gr.update(interactive=True), gr.skip(), st]
 
@@ -103,9 +112,9 @@ def build_ui(arena: Arena) -> gr.Blocks:
 
         def make_voter(outcome: str):
             def vote(reason_text, st: BattleState, request: gr.Request):
-                voter = (request.client.host if request.client else None) or request.session_hash
+                voter = client_address(request) or request.session_hash
                 try:
-                    arena.vote(st, outcome, reason_text, voter=voter)
+                    arena.vote(st, outcome, reason_text, voter=voter, session=request.session_hash or "anonymous")
                 except ArenaError as error:
                     raise gr.Error(str(error), title="Vote not recorded", print_exception=False) from None
                 a, b = (s.model for s in st.sides)
@@ -153,7 +162,8 @@ def build_ui(arena: Arena) -> gr.Blocks:
 def launch(arena: Arena, host: str = "127.0.0.1", port: int | None = None, auth: tuple[str, str] | None = None,
            **kwargs) -> gr.Blocks:
     """Serve the page: loopback only unless `host` says otherwise; no analytics; optional login;
-    uploads above the size limit refused by the server; errors shown as messages, never traces."""
+    uploads above the size limit refused by the server, the rest deleted after `keep_uploads_s`;
+    errors shown as messages, never traces."""
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     app = build_ui(arena).queue(default_concurrency_limit=4)
     app.launch(server_name=host, server_port=port, auth=auth, show_error=False,

@@ -1,16 +1,16 @@
 """`python -m diva COMMAND`: assets | ask | serve | list."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import warnings
 
 from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS
+from diva.errors import UNAVAILABLE, ArgumentParser, UsageError, fail, unknown
 
 
 def ask(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diva ask", description="Ask an assistant a spoken question.")
+    parser = ArgumentParser(prog="python -m diva ask", description="Ask an assistant a spoken question.")
     parser.add_argument("file", help="audio file (wav, flac, mp3, ogg, ...)")
     parser.add_argument("--prompt", default=None, help="optional text instruction, placed before the audio")
     parser.add_argument("--assistant", default="cascade-mini", help="registry name (see `python -m diva list`)")
@@ -18,7 +18,12 @@ def ask(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of streaming")
     args = parser.parse_args(argv)
 
+    from diva.assistants.registry import find_assistant
     from diva.audio import AudioError, load_audio
+    try:
+        find_assistant(args.assistant)  # a mistyped name is an error before anything is read
+    except UsageError as error:
+        return fail(error)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -26,8 +31,7 @@ def ask(argv: list[str]) -> int:
         for w in caught:
             print(f"warning: {w.message}", file=sys.stderr)
     except AudioError as error:
-        print(f"error: {args.file}: {error}", file=sys.stderr)
-        return 2
+        return fail(f"{args.file}: {error}")
 
     from diva.assistants import AssistantNotAvailable, load_assistant
     from diva.models import quiet_transformers
@@ -47,14 +51,14 @@ def ask(argv: list[str]) -> int:
             speed = f"{reply.tokens_per_s:.1f}" if reply.tokens_per_s else "n/a"
             heard = f", heard: {reply.transcript!r}" if reply.transcript else ""
             print(f"\n  (time to first token {ttft}, {speed} tokens/s{heard})", file=sys.stderr)
-    except (AssistantNotAvailable, KeyError) as error:
-        print(f"error: {error.args[0] if error.args else error}", file=sys.stderr)
-        return 3
+    except AssistantNotAvailable as error:
+        return fail(error, UNAVAILABLE)
     return 0
 
 
 def list_assistants(argv: list[str]) -> int:
     from diva.assistants.registry import ASSISTANTS
+    ArgumentParser(prog="python -m diva list", description="List the assistants by name.").parse_args(argv)
     for name, spec in ASSISTANTS.items():
         print(f"{name:24s} {spec.description}")
     return 0
@@ -64,11 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"assets": "prepare the embedded default models", "ask": "ask an assistant about an audio file",
                 "serve": "serve an assistant as an OpenAI-compatible endpoint", "list": "list assistants"}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
+    if argv and argv[0] not in commands and argv[0] not in ("-h", "--help"):
+        return fail(unknown("command", argv[0], commands) + " (see python -m diva --help)")
+    if not argv or argv[0] in ("-h", "--help"):
         print("usage: python -m diva COMMAND [options]\n\ncommands:")
         for name, text in commands.items():
             print(f"  {name:8s} {text}")
-        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+        return 0
     command, rest = argv[0], argv[1:]
     if command == "assets":
         from diva import assets

@@ -11,7 +11,6 @@ Conversion writes to a temporary folder that is renamed into place, so readers n
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -24,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+
+from diva.errors import ArgumentParser, fail
 
 EMBEDDED = ("whisper-tiny.en", "whisper-base", "smollm2-135m-instruct")
 MARKER = "COMPLETE"
@@ -274,7 +275,7 @@ def print_table(rows: list[dict], file=None) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diva assets",
+    parser = ArgumentParser(prog="python -m diva assets",
                                      description="Install and convert the embedded default models into $DIVA_HOME.")
     parser.add_argument("--only", nargs="+", choices=EMBEDDED, metavar="NAME",
                         help=f"prepare only these ({', '.join(EMBEDDED)})")
@@ -284,8 +285,7 @@ def main(argv=None) -> int:
     try:
         rows = prepare(args.only, verbose=True, force=args.force)
     except AssetError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return fail(error, 1)
     print_table(rows)
     print(f"{len(rows)} model(s) ready in {home() / 'models'} ({time.perf_counter() - t0:.1f} s)")
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import stat
 import subprocess
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ import soxr
 SAMPLE_RATE = 16_000
 WINDOW_SECONDS = 30.0  # Whisper's encoder window
 MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_DECODED_SECONDS = 3600  # ffmpeg decodes at most this much (a small file may hold hours)
 SILENCE_PEAK = 1e-4  # peak amplitude below which we call a clip silent
 
 AudioInput = Union[str, Path, bytes, np.ndarray, tuple, dict]
@@ -35,11 +37,26 @@ class LongAudioWarning(UserWarning):
 
 
 def _read_file(path: Path) -> tuple[np.ndarray, int]:
-    if not path.exists():
-        raise AudioError(f"audio file not found: {path}")
-    if path.stat().st_size > MAX_FILE_BYTES:
+    """A regular file's bytes, decoded; at most MAX_FILE_BYTES + 1 bytes are ever read (a device
+    or a pipe reports size 0, so the size alone proves nothing)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AudioError(f"audio file not found: {path}") from None
+    except OSError as error:
+        raise AudioError(f"cannot open {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise AudioError(f"a folder, not an audio file: {path}")
+    if not stat.S_ISREG(mode):
+        raise AudioError(f"not a regular file (a device, pipe or socket?): {path}")
+    try:
+        with open(path, "rb") as f:
+            encoded = f.read(MAX_FILE_BYTES + 1)
+    except OSError as error:
+        raise AudioError(f"cannot read {path}: {error.strerror}") from None
+    if len(encoded) > MAX_FILE_BYTES:
         raise AudioError(f"audio file is larger than {MAX_FILE_BYTES // 2**20} MB: {path}")
-    return _decode(path.read_bytes(), path.name)
+    return _decode(encoded, path.name)
 
 
 def _decode(encoded: bytes, label: str) -> tuple[np.ndarray, int]:
@@ -54,8 +71,8 @@ def _decode(encoded: bytes, label: str) -> tuple[np.ndarray, int]:
     except Exception as sf_error:
         if shutil.which("ffmpeg") is None:
             raise AudioError(f"cannot read audio file {label}: {sf_error}") from None
-        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-f", "wav", "-ac", "1",
-               "-ar", str(SAMPLE_RATE), "-"]
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", "pipe:0", "-t", str(MAX_DECODED_SECONDS),
+               "-f", "wav", "-ac", "1", "-ar", str(SAMPLE_RATE), "-"]
         done = subprocess.run(cmd, input=encoded, capture_output=True)
         if done.returncode != 0 or len(done.stdout) <= 44:
             raise AudioError(f"cannot read audio file {label}: not a supported audio format") from None

@@ -10,7 +10,6 @@ and vLLM do. Single-turn: earlier messages are ignored.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import json
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS, Request, VoiceAssistant
 from diva.audio import AudioError, load_audio
+from diva.errors import UNAVAILABLE, ArgumentParser, UsageError, fail
 
 MAX_TOKENS_LIMIT = 2048
 AUDIO_FORMATS = {"wav", "mp3", "flac", "ogg", "webm", "m4a"}
@@ -192,17 +192,22 @@ def stream_events(assistant: VoiceAssistant, request: Request, max_tokens: int, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diva serve", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m diva serve", description=__doc__.split("\n")[0])
     parser.add_argument("--assistant", required=True, help="registry name (see `python -m diva list`)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY`")
     args = parser.parse_args(argv)
 
-    import uvicorn
+    from diva.assistants import AssistantNotAvailable, load_assistant
+    try:
+        assistant = load_assistant(args.assistant)
+    except UsageError as error:
+        return fail(error)
+    except AssistantNotAvailable as error:
+        return fail(error, UNAVAILABLE)
 
-    from diva.assistants import load_assistant
-    assistant = load_assistant(args.assistant)
+    import uvicorn
     print(f"serving {assistant.name} at http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(build_app(assistant, args.api_key), host=args.host, port=args.port, log_level="info")
     return 0

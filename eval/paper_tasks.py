@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from diva.errors import UnknownName
 from eval import paper_data
 from eval.item import Item
 
@@ -75,8 +76,8 @@ PAPER_TASKS: dict[str, PaperTask] = {t.name: t for t in (
 
 def select_paper_tasks(names: list[str] | None = None, suite: str = "all") -> list[PaperTask]:
     if names:
-        unknown = [n for n in names if n not in PAPER_TASKS]
-        if unknown:
-            raise SystemExit(f"--protocol paper: unknown task(s) {unknown}; known: {', '.join(PAPER_TASKS)}")
+        for name in names:
+            if name not in PAPER_TASKS:
+                raise UnknownName("--protocol paper task", name, PAPER_TASKS)
         return [PAPER_TASKS[n] for n in names]
     return [t for t in PAPER_TASKS.values() if suite == "all" or t.suite == suite]

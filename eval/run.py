@@ -13,7 +13,6 @@ An assistant that cannot load (e.g. diva-mini before training) is skipped with i
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import hashlib
 import json
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from diva.errors import ArgumentParser, UsageError, fail
 from eval import report, scoring
 from eval.cache import AnswerCache, answer_key, input_hash
 from eval.item import Item
@@ -146,12 +146,12 @@ def register_checkpoints(pairs: list[str], llm_beam: list[str] = ()) -> None:
     for pair in pairs:
         name, sep, folder = pair.partition("=")
         if not sep or not name or not (Path(folder) / "config.json").is_file():
-            raise SystemExit(f"--checkpoint {pair!r}: expected NAME=FOLDER with FOLDER/config.json")
+            raise UsageError(f"--checkpoint {pair!r}: expected NAME=FOLDER with FOLDER/config.json")
         options = {"bridge_decode": "llm-beam"} if name in llm_beam else {}
         register(name, AssistantSpec("diva", checkpoint=str(Path(folder).resolve()), options=options))
         names.append(name)
     if set(llm_beam) - set(names):
-        raise SystemExit(f"--llm-beam {', '.join(sorted(set(llm_beam) - set(names)))}: not a --checkpoint NAME")
+        raise UsageError(f"--llm-beam {', '.join(sorted(set(llm_beam) - set(names)))}: not a --checkpoint NAME")
 
 
 def load_assistants(names: list[str]) -> tuple[dict, list[str]]:
@@ -267,7 +267,7 @@ def _row(assistant, task, modality, row, prompt_id, seed, date, commit) -> dict:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
     p.add_argument("--assistant", required=True, type=lambda s: [a for a in s.split(",") if a],
                    help="comma-separated registry names, e.g. text-mini,cascade-mini")
     p.add_argument("--suite", default="all", choices=("all",) + SUITES)
@@ -299,13 +299,32 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def check_names(args) -> None:
+    """Unknown tasks or assistants, a bad --checkpoint and a misplaced --layout are errors before
+    anything is loaded or written (an assistant that exists but cannot load here is skipped later,
+    with a note)."""
+    from diva.assistants.registry import find_assistant
+    if args.layout and args.protocol != "paper":
+        raise UsageError("--layout applies to --protocol paper only")
+    if args.protocol == "paper":
+        from eval.paper_tasks import select_paper_tasks
+        select_paper_tasks(args.task, args.suite)
+    else:
+        select(args.suite, args.task, args.include_real)
+    register_checkpoints(args.checkpoint, args.llm_beam)
+    for name in args.assistant:
+        find_assistant(name)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        check_names(args)
+    except UsageError as error:
+        return fail(error)
     if args.protocol == "paper":
         from eval.paper_run import evaluate_paper
         return evaluate_paper(args)
-    if args.layout:
-        raise SystemExit("--layout applies to --protocol paper only")
     args.out = args.out or str(REPO_ROOT / "results" / "eval")
     return evaluate(args)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+from diva.errors import UnknownName
 from eval import loaders, offline
 from eval.item import Item
 
@@ -57,7 +58,7 @@ def register(task: Task) -> Task:
 
 def get_task(name: str) -> Task:
     if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; known: {', '.join(TASKS)}")
+        raise UnknownName("task", name, TASKS)
     return TASKS[name]
 
 

@@ -106,3 +106,23 @@ def test_torchcodec_decoder_as_datasets_gives_it(tmp_path):
     sf.write(path, np.stack([tone(1.0, 8000)] * 2, axis=1), 8000)
     audio = load_audio(decoders.AudioDecoder(str(path)))
     assert audio.shape == (SAMPLE_RATE,) and np.max(np.abs(audio)) > 0.4
+
+
+def test_only_regular_files_are_read_and_never_past_the_limit(tmp_path, monkeypatch):
+    import os
+    import threading
+    import diva.audio
+    with pytest.raises(AudioError, match="a folder, not an audio file"):
+        load_audio(tmp_path)
+    with pytest.raises(AudioError, match="not a regular file"):
+        load_audio("/dev/null")  # a device reports size 0, whatever it holds
+    fifo = tmp_path / "pipe.wav"
+    os.mkfifo(fifo)
+    refused = []  # a pipe without a writer would block a reader forever: it is never opened
+    reader = threading.Thread(target=lambda: refused.append(pytest.raises(AudioError, load_audio, fifo)), daemon=True)
+    reader.start()
+    reader.join(10)
+    assert refused and "not a regular file" in str(refused[0].value)
+    monkeypatch.setattr(diva.audio, "MAX_FILE_BYTES", 100)  # /proc files are regular, of size 0, and not empty
+    with pytest.raises(AudioError, match="audio file is larger than"):
+        load_audio("/proc/self/maps")

@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 
 from diva.assistants.base import Reply, VoiceAssistant
+from diva.assistants.registry import ASSISTANTS, AssistantSpec
+from diva.errors import UsageError
 from eval import run as runner
 from eval import scoring, tasks
 from eval.cache import AnswerCache
@@ -57,6 +59,7 @@ def toy_task(monkeypatch):
 
 
 def run_with(assistant, tmp_path, monkeypatch, *extra):
+    monkeypatch.setitem(ASSISTANTS, assistant.name, AssistantSpec("text"))  # a known name, loaded as below
     monkeypatch.setattr(runner, "load_assistants", lambda names: ({assistant.name: assistant}, []))
     return runner.main(["--assistant", assistant.name, "--task", "toy-qa", "--batch-size", "3",
                         "--out", str(tmp_path / "out"), "--quiet", *extra])
@@ -170,7 +173,7 @@ def test_a_checkpoint_folder_can_be_evaluated_under_its_own_name():
     finally:
         ASSISTANTS.pop("my-run", None)
     for bad in ("no-equals-sign", f"x={folder.parent}"):  # not NAME=FOLDER, or no config.json there
-        with pytest.raises(SystemExit, match="NAME=FOLDER"):
+        with pytest.raises(UsageError, match="NAME=FOLDER"):
             runner.register_checkpoints([bad])
     whisper = runner.REPO_ROOT / "checkpoints" / "diva-mini-whisper"
     try:  # the same folder read with the LLM-rescored beam: its own options, its own cache entries
@@ -179,7 +182,7 @@ def test_a_checkpoint_folder_can_be_evaluated_under_its_own_name():
         assert runner.assistant_fingerprint("beam") != runner.assistant_fingerprint("greedy") != ""
     finally:
         ASSISTANTS.pop("greedy", None), ASSISTANTS.pop("beam", None)
-    with pytest.raises(SystemExit, match="--llm-beam other"):
+    with pytest.raises(UsageError, match="--llm-beam other"):
         runner.register_checkpoints([f"my-run={folder}"], llm_beam=["other"])
     ASSISTANTS.pop("my-run", None)
 

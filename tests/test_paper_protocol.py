@@ -9,6 +9,7 @@ import pytest
 import torch
 from paper_helpers import llama3_tokenizer, tiny_llama3_diva, tone
 
+from diva.assistants.registry import ASSISTANTS, AssistantSpec
 from diva.generation import extra_logits_processors
 from eval import paper_data, paper_metrics, paper_run
 from eval import run as runner
@@ -197,6 +198,7 @@ def test_paper_prompts_and_decoding():
 # ---- end to end -------------------------------------------------------------------------------
 
 def test_protocol_paper_runs_a_tiny_diva_end_to_end(assistant, tmp_path, monkeypatch):
+    monkeypatch.setitem(ASSISTANTS, assistant.name, AssistantSpec("diva"))  # a known name, loaded as below
     monkeypatch.setattr(runner, "load_assistants", lambda names: ({assistant.name: assistant}, []))
     monkeypatch.setattr(paper_run, "load_cfmatcher", FakeMatcher)
     monkeypatch.setattr(paper_data, "COVOST_LANGUAGES",  # Japanese BLEU needs MeCab
@@ -228,6 +230,7 @@ def test_paper_eval_layout_refuses_a_non_llama3_diva_and_layout_can_be_chosen(tm
     from diva.assistants.diva import DivaAssistant
     from diva.testing import tiny_diva
     smol = DivaAssistant("tiny-chatml-diva", tiny_diva(n_queries=4))
+    monkeypatch.setitem(ASSISTANTS, smol.name, AssistantSpec("diva"))
     monkeypatch.setattr(runner, "load_assistants", lambda names: ({smol.name: smol}, []))
     argv = ["--protocol", "paper", "--assistant", smol.name, "--task", "mustard", "--data-dir", str(FIXTURES),
             "--quiet", "--limit", "2"]
@@ -237,5 +240,5 @@ def test_paper_eval_layout_refuses_a_non_llama3_diva_and_layout_can_be_chosen(tm
     assert runner.main(argv + ["--out", str(tmp_path / "b"), "--layout", "reference"]) == 0
     assert smol.model.layout.style == "reference"
     assert len(pd.read_csv(tmp_path / "b" / "classification.csv")) == 1
-    with pytest.raises(SystemExit, match="--protocol paper only"):
-        runner.main(["--assistant", smol.name, "--layout", "reference", "--out", str(tmp_path / "c")])
+    assert runner.main(["--assistant", smol.name, "--layout", "reference", "--out", str(tmp_path / "c")]) == 2
+    assert not (tmp_path / "c").exists()

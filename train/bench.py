@@ -9,7 +9,6 @@ warm-up; `speedup` is uncached seconds per step over the mode's.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import os
 import platform
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from diva.errors import ArgumentParser, fail
 
 FIELDS = ["encoder_seconds", "mode", "loss", "steps_timed", "batch_size", "examples_per_s", "seconds_per_step",
           "speedup", "peak_rss_mb", "encoder", "llm", "n_queries", "precision", "cpu_threads", "load_avg_1m",
@@ -42,8 +43,8 @@ def effective_precision(asked: str) -> str:
     return "bf16" if asked == "bf16" and bf16_supported(device) else "fp32"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = ArgumentParser(prog="python -m train.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="train/configs/diva-mini.yaml")
     parser.add_argument("--stage", default="distill", help="the stage whose settings are timed")
     parser.add_argument("--steps", type=int, default=6)
@@ -51,9 +52,12 @@ def main() -> None:
                         help="encoder windows to compare (30 = Whisper's; the cache saves less on a short one)")
     parser.add_argument("--out", default="results/bench/train.csv")
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_intermixed_args()
-    from train.config import load_config, stages
-    cfg = next(s for s in stages(load_config(args.config), args.overrides) if s["name"] == args.stage)
+    args = parser.parse_intermixed_args(argv)
+    from train.config import ConfigError, load_config, select_stage, stages
+    try:
+        cfg = select_stage(stages(load_config(args.config), args.overrides), args.stage)
+    except ConfigError as error:
+        return fail(error)
     tmp = Path(tempfile.mkdtemp(prefix="train-bench-"))
     out_rows = []
     batch = cfg["train"]["batch_size"]
@@ -90,7 +94,8 @@ def main() -> None:
         if row["mode"] == "cached":
             print(f"encoder window {row['encoder_seconds']} s: cached vs uncached {row['speedup']}x per step")
     print(out)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -12,7 +12,6 @@ ones: a misspelt key is an error, never silently ignored.
 from __future__ import annotations
 
 import copy
-import difflib
 import hashlib
 import json
 import re
@@ -20,6 +19,8 @@ from dataclasses import fields
 from pathlib import Path
 
 import yaml
+
+from diva.errors import UsageError, unknown, unknown_key
 
 NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
@@ -41,7 +42,7 @@ TRAIN_DEFAULTS = dict(loss="distill", distill_weight=1.0, align_weight=1.0, alig
 TOP_KEYS = ("name", "corpus", "model", "inference", "train", "stages", "config_path")
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """A config that cannot be read or names something unknown."""
 
 
@@ -113,9 +114,7 @@ def _known_keys() -> dict[str, set[str]]:
 
 
 def _unknown(key: str, known, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, sorted(known), n=3)
-    hint = f"; did you mean {' or '.join(close)}?" if close else f"; known: {', '.join(sorted(known))}"
-    return ConfigError(f"unknown key {where}{key!r}{hint}")
+    return ConfigError(unknown_key(key, sorted(known), where))
 
 
 def check_keys(cfg: dict) -> None:
@@ -156,6 +155,14 @@ def stages(cfg: dict, overrides: list[str] | None = None) -> list[dict]:
         out.append(full)
         previous = full["train"]["run_dir"] if "run_dir" in full.get("train", {}) else base_run
     return out
+
+
+def select_stage(todo: list[dict], name: str) -> dict:
+    """The stage called `name` among a config's stages."""
+    for stage in todo:
+        if stage["name"] == name:
+            return stage
+    raise ConfigError(unknown("stage", name, [s["name"] for s in todo]))
 
 
 def fingerprint(obj) -> str:

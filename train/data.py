@@ -17,7 +17,6 @@ the same whichever worker synthesises which shard.
 """
 from __future__ import annotations
 
-import argparse
 import glob
 import io
 import json
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from diva import voices as V
 from diva.audio import SAMPLE_RATE
+from diva.errors import ArgumentParser, fail
 from train import text as T
 from train.config import CORPUS_DEFAULTS, ConfigError, load_config, stages
 
@@ -144,7 +144,7 @@ def plan_texts(settings: dict) -> list[dict]:
 
 def sampler_for(split: str, settings: dict) -> V.VoiceSampler:
     voices = (settings.get("voices") or {}).get(split) or (V.TRAIN_VOICES if split == "train" else V.VALID_VOICES)
-    held_out = {"train": {"valid", "test"}, "valid": {"train", "test"}}[split]
+    held_out = {"train": {"valid", "test", "unheard"}, "valid": {"train", "test", "unheard"}}[split]
     if any(V.split_of(v) in held_out for v in voices):
         raise ValueError(f"{split} voices must come from the {split} split of diva.voices")
     return V.VoiceSampler(voices=tuple(voices), seed=settings["seed"] + (0 if split == "train" else 1),
@@ -335,7 +335,7 @@ expect a gap to human speech.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.data", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["build", "plan", "info"])
     parser.add_argument("--config", default="train/configs/diva-mini.yaml")
     parser.add_argument("overrides", nargs="*", help="corpus.n_train=4000 ...")
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             if not stage.get("corpus", {}).get("hf") and corpus_settings(stage) not in todo:
                 todo.append(corpus_settings(stage))
     except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
+        return fail(error)
     for settings in todo:
         if args.command == "build":
             folder = build(settings)

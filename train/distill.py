@@ -11,7 +11,6 @@ current one exactly where its last checkpoint left off, even after `kill -9`.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import math
 import random
@@ -23,7 +22,8 @@ import torch
 import yaml
 
 from train.checkpoints import init_connector, latest_checkpoint, load_checkpoint, save_checkpoint
-from train.config import TRAIN_DEFAULTS, ConfigError, load_config, stages
+from diva.errors import ArgumentParser, fail
+from train.config import TRAIN_DEFAULTS, ConfigError, load_config, select_stage, stages
 from train.frozen_cache import content_key
 from train.objectives import Trainee, autocast
 from train.runlog import Metrics, peak_rss_mb, plot_curves
@@ -219,7 +219,7 @@ def finish(run: Path, diva, tcfg: dict, step: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.distill", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.distill", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default="train/configs/diva-mini.yaml")
     parser.add_argument("--stage", help="run only this stage of the config")
     parser.add_argument("overrides", nargs="*", help="section.key=value for every stage, e.g. train.steps=200")
@@ -227,10 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         todo = stages(load_config(args.config), args.overrides)
         if args.stage:
-            todo = [s for s in todo if s["name"] == args.stage] or \
-                parser.error(f"no stage {args.stage!r}; the config has {', '.join(s['name'] for s in todo)}")
+            todo = [select_stage(todo, args.stage)]
     except ConfigError as error:
-        parser.exit(2, f"error: {error}\n")
+        return fail(error)
     for cfg in todo:
         if not cfg.get("corpus", {}).get("hf"):
             from train.data import build, corpus_settings

@@ -8,13 +8,14 @@ validation numbers from the run's metrics.csv, and the stages it was initialised
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import shutil
 from pathlib import Path
 
 import yaml
+
+from diva.errors import ArgumentParser, UsageError, fail
 
 
 def training_clips(corpus: dict) -> str:
@@ -99,7 +100,8 @@ def export(run: Path, out: Path) -> Path:
     run, out = Path(run), Path(out)
     final = run / "final"
     if not (final / "model.safetensors").exists():
-        raise FileNotFoundError(f"{run} has no final connector: finish the stage first")
+        raise UsageError(f"{run} has no final connector (final/model.safetensors): give a finished stage's "
+                         "run folder, e.g. results/train/runs/diva-mini/distill")
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     rows = list(csv.DictReader((run / "metrics.csv").open())) if (run / "metrics.csv").exists() else []
     out.mkdir(parents=True, exist_ok=True)
@@ -111,11 +113,14 @@ def export(run: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
+    parser = ArgumentParser(prog="python -m train.export", description=__doc__.split("\n")[0])
     parser.add_argument("run")
     parser.add_argument("out")
     args = parser.parse_args(argv)
-    print(export(Path(args.run), Path(args.out)))
+    try:
+        print(export(Path(args.run), Path(args.out)))
+    except UsageError as error:
+        return fail(error)
     return 0
 
 

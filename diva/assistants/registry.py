@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diva.assistants.base import VoiceAssistant
+from diva.errors import UnknownName
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHECKPOINTS = REPO_ROOT / "checkpoints"
@@ -93,12 +94,18 @@ def build(name: str, spec: AssistantSpec) -> VoiceAssistant:
     raise ValueError(f"unknown backend {spec.backend!r} for {name}")
 
 
+def find_assistant(name: str) -> AssistantSpec:
+    """The spec registered under `name`, or one for the DiVA connector in the folder `name`;
+    an unknown name raises UnknownName (nothing is loaded)."""
+    if name in ASSISTANTS:
+        return ASSISTANTS[name]
+    if (Path(name) / "config.json").exists():
+        return AssistantSpec("diva", checkpoint=name)
+    raise UnknownName("assistant", name, ASSISTANTS, extra=", or a DiVA checkpoint folder")
+
+
 @functools.lru_cache(maxsize=None)
 def load_assistant(name: str) -> VoiceAssistant:
     """Load (once per process) the assistant registered under `name`, or the DiVA connector in
     the folder `name` (a research variant, or a run's `final/`)."""
-    if name in ASSISTANTS:
-        return build(name, ASSISTANTS[name])
-    if (Path(name) / "config.json").exists():
-        return build(name, AssistantSpec("diva", checkpoint=name))
-    raise KeyError(f"unknown assistant {name!r}; known: {', '.join(ASSISTANTS)}, or a DiVA checkpoint folder")
+    return build(name, find_assistant(name))
