@@ -26,10 +26,13 @@ class CheckpointError(RuntimeError):
     """A checkpoint folder that is missing or does not hold a DiVA connector."""
 
 
-def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None) -> Path:
+def save_connector(model: DiVA, folder: str | Path, extra: dict | None = None,
+                   state: dict | None = None) -> Path:
+    """`state`: the trained weights when they are not the model's own (gathered from FSDP shards)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.connector_state_dict().items()}
+    if state is None:
+        state = {k: v.detach().contiguous().cpu() for k, v in model.connector_state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     config = {"format": OUR_FORMAT, "projection_layout": "out_in",
               "reference_encoder": model.config.encoder, "reference_decoder": model.config.llm,

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from diva.generation import extra_logits_processors
 from diva.prompt import PromptLayout
-from eval import paper_data, report
+from eval import paper_data, report, shard
 from eval.cache import AnswerCache, answer_key, input_hash
 from eval.constrained import LabelTokens
 from eval.loaders import audio_array
@@ -90,6 +90,9 @@ def evaluate_paper(args) -> int:
         register_checkpoints,
     )
     tasks = select_paper_tasks(args.task, args.suite)
+    if args.dry_run:
+        from eval.plan import print_eval_plan
+        return print_eval_plan(args, tasks)
     out_dir = Path(args.out) if args.out else DEFAULT_OUT
     layout = args.layout or "paper-eval"
     matcher = None
@@ -102,11 +105,14 @@ def evaluate_paper(args) -> int:
     except MetricUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    cache_path = args.cache or out_dir / "cache.sqlite"
+    if (code := shard.run_sharded(evaluate_paper, args, tasks, cache_path)) is not None:
+        return code  # under `accelerate launch`: the items shared out over the processes
     import torch
     torch.manual_seed(args.seed)
     register_checkpoints(args.checkpoint, args.llm_beam)
     assistants, notes = load_assistants(args.assistant)
-    cache = AnswerCache(args.cache or out_dir / "cache.sqlite")
+    cache = shard.open_cache(cache_path)
     date, commit, started = dt.date.today().isoformat(), git_commit(), time.perf_counter()
     rows_by_suite: dict[str, list[dict]] = {}
     for name, assistant in list(assistants.items()):
@@ -120,7 +126,8 @@ def evaluate_paper(args) -> int:
     for task in tasks:
         data_dir = os.path.join(args.data_dir, task.name) if args.data_dir else None
         try:
-            items = [it for it in task.load(limit=args.limit, data_dir=data_dir) if it.audio is not None]
+            items = shard.local_items([it for it in task.load(limit=args.limit, data_dir=data_dir)
+                                       if it.audio is not None])
         except Exception as exc:
             notes.append(f"{task.name} skipped: could not load {task.source} ({type(exc).__name__}: {exc})")
             print(notes[-1], file=sys.stderr)
@@ -130,6 +137,8 @@ def evaluate_paper(args) -> int:
             identity = name + (f"@{fp}" if (fp := assistant_fingerprint(name)) else "")
             texts = answer(assistant, identity, task, items, audios, cache, layout=layout,
                            batch_size=max(1, args.batch_size), progress=not args.quiet)
+            if shard.answering_only():
+                continue  # a share of a sharded run: the main process scores everything
             labels = None
             if task.kind == "label":
                 to_label = LabelTokens(assistant.tokenizer, list(task.labels))

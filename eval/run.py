@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from diva.errors import ArgumentParser, UsageError, fail
-from eval import report, scoring
+from eval import report, scoring, shard
 from eval.cache import AnswerCache, answer_key, input_hash
 from eval.item import Item
 from eval.loaders import audio_array
@@ -172,13 +172,19 @@ def evaluate(args) -> int:
     if not tasks:
         print("no task selected", file=sys.stderr)
         return 2
+    if args.dry_run:
+        from eval.plan import print_eval_plan
+        return print_eval_plan(args, tasks)
     if not any(not t.offline for t in tasks):
         for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HF_EVALUATE_OFFLINE"):
             os.environ.setdefault(var, "1")
+    out_dir = Path(args.out)
+    cache_path = args.cache or out_dir / "cache.sqlite"
+    if (code := shard.run_sharded(evaluate, args, tasks, cache_path)) is not None:
+        return code  # under `accelerate launch`: the items shared out over the processes
     import torch
     torch.manual_seed(args.seed)
-    out_dir = Path(args.out)
-    cache = AnswerCache(args.cache or out_dir / "cache.sqlite")
+    cache = shard.open_cache(cache_path)
     register_checkpoints(args.checkpoint, args.llm_beam)
     assistants, notes = load_assistants(args.assistant)
     wanted = MODALITIES if args.modality == "both" else (args.modality,)
@@ -195,7 +201,7 @@ def evaluate(args) -> int:
     for task in tasks:
         data_dir = os.path.join(args.data_dir, task.name) if args.data_dir else None
         try:
-            items = task.load(limit=args.limit, data_dir=data_dir)
+            items = shard.local_items(task.load(limit=args.limit, data_dir=data_dir))
         except Exception as exc:
             note = f"{task.name} skipped: could not load {task.source} ({type(exc).__name__}: {exc})"
             print(note, file=sys.stderr)
@@ -218,6 +224,8 @@ def evaluate(args) -> int:
                 if not subset:
                     continue
                 preds = answerer.answers(task, subset, modality, prompt_id, audios)
+                if shard.answering_only():
+                    continue  # a share of a sharded run: the main process scores everything
                 ref = [reference.get(it.item_id, "") for it in subset] if reference else None
                 recs, found = scoring.score_items(task, subset, preds, text_mini=ref,
                                                   tokenize=tokenize, pedant=pedant)
@@ -296,6 +304,8 @@ def parse_args(argv=None):
                    help="paper: the paper's datasets, prompts, decoding and metrics (eval/paper_run.py)")
     p.add_argument("--layout", default=None, choices=("native", "reference", "paper-eval"),
                    help="--protocol paper: DiVA's prompt layout (default paper-eval; diva/prompt.py)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the tasks, items, assistants and memory per process; load and answer nothing")
     return p.parse_args(argv)
 
 

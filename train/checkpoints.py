@@ -1,5 +1,5 @@
 """A run's resumable checkpoints: ckpt/step-N/ holds the connector, optimizer, scheduler, RNG
-states and the data position, written atomically (tmp folder + rename), so a `kill -9` never
+states (one per process) and the data position, written atomically (tmp folder + rename), so a `kill -9` never
 leaves half a checkpoint and a rerun continues exactly where the last one left off."""
 from __future__ import annotations
 
@@ -17,24 +17,37 @@ from diva.checkpoint import CheckpointError, load_state_into, read_checkpoint
 
 
 def rng_state() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
 
 
-def save_checkpoint(run: Path, step: int, diva, optimizer, scheduler, position: int, keep: int) -> Path:
+def restore_rng(saved: dict | list[dict], rank: int) -> None:
+    """This process' RNG states from a checkpoint (one dict from a one-process run, else a list
+    in rank order; a process the saving run did not have takes rank 0's)."""
+    states = saved if isinstance(saved, list) else [saved]
+    set_rng_state(states[rank] if rank < len(states) else states[0])
+
+
+def save_checkpoint(run: Path, step: int, connector: dict[str, torch.Tensor], optimizer_state: dict, scheduler,
+                    position: int, keep: int, rng_states: list[dict] | None = None) -> Path:
+    """`connector`: the trained weights as CPU tensors; `rng_states`: every process' (default this one's)."""
     final = run / "ckpt" / f"step-{step:07d}"
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().clone().contiguous() for k, v in diva.connector_state_dict().items()}
-    save_file(state, str(tmp / "connector.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state(),
-                "step": step, "position": position}, tmp / "state.pt")
+    save_file(connector, str(tmp / "connector.safetensors"))
+    torch.save({"optimizer": optimizer_state, "scheduler": scheduler.state_dict(),
+                "rng": rng_states or [rng_state()], "step": step, "position": position}, tmp / "state.pt")
     os.sync()
     tmp.rename(final)
     for old in sorted((run / "ckpt").glob("step-???????"))[:-keep]:
@@ -47,14 +60,11 @@ def latest_checkpoint(run: Path) -> Path | None:
     return done[-1] if done else None
 
 
-def load_checkpoint(path: Path, diva, optimizer, scheduler) -> tuple[int, int]:
-    """Restore everything a checkpoint holds; returns (step, data position)."""
+def load_checkpoint(path: Path, diva) -> dict:
+    """Put the checkpoint's connector into `diva` (before the model is wrapped for DDP/FSDP);
+    returns the rest: optimizer, scheduler, rng, step, position."""
     load_state_into(diva, load_file(str(path / "connector.safetensors")))
-    state = torch.load(path / "state.pt", weights_only=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
-    return state["step"], state["position"]
+    return torch.load(path / "state.pt", weights_only=False)
 
 
 def init_connector(diva, source: str) -> None:

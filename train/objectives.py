@@ -106,10 +106,15 @@ def whisper_token_ctc_loss(connector_states, whisper_ids, whisper_mask, whisper_
                       blank=blank_id, reduction="mean", zero_infinity=True)
 
 
-def transcript_ce_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
-    """Next-token cross-entropy: logits (B, T, V) predict labels (B, T) at the same positions."""
-    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-                           ignore_index=ignore_index)
+def transcript_ce_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100,
+                       denominator: float | None = None) -> torch.Tensor:
+    """Next-token cross-entropy: logits (B, T, V) predict labels (B, T) at the same positions.
+    Mean over the labelled tokens, or their sum / `denominator` (a token-weighted mean over a
+    batch split across processes and micro-batches: see train.distributed.ce_share)."""
+    flat_logits, flat_labels = logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1)
+    if denominator is None:
+        return F.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index)
+    return F.cross_entropy(flat_logits, flat_labels, ignore_index=ignore_index, reduction="sum") / denominator
 
 
 # --- precision and augmentation --------------------------------------------------------------
@@ -126,22 +131,32 @@ def bf16_supported(device_type: str) -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def stream_generator(seed: int, stream_position: int) -> torch.Generator:
+    """The random draws for the example at this position of the training stream: the same
+    whichever process, micro-batch or resumed run takes it."""
+    state = np.random.SeedSequence([seed, stream_position]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
 def autocast(precision: str, device: torch.device):
     if precision == "bf16" and bf16_supported(device.type):
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def mask_time_spans(enc: torch.Tensor, n_frames: list[int], spans: int, width: int) -> torch.Tensor:
+def mask_time_spans(enc: torch.Tensor, n_frames: list[int], spans: int, width: int,
+                    generators: list[torch.Generator] | None = None) -> torch.Tensor:
     """SpecAugment-style time masking on (cached) encoder states: `spans` runs of up to `width`
-    frames inside each clip's own audio (its first n_frames[b] frames) take the clip's mean state."""
+    frames inside each clip's own audio (its first n_frames[b] frames) take the clip's mean state.
+    `generators`: one per clip (draws that do not depend on how a batch is split); default torch's."""
     enc = enc.clone()
     for b, n in enumerate(n_frames):
         n = max(1, min(n, enc.shape[1]))
         mean = enc[b, :n].mean(0)
+        g = generators[b] if generators is not None else None
         for _ in range(spans):
-            w = int(torch.randint(0, width + 1, ()))
-            start = int(torch.randint(0, max(1, n - w + 1), ()))
+            w = int(torch.randint(0, width + 1, (), generator=g))
+            start = int(torch.randint(0, max(1, n - w + 1), (), generator=g))
             enc[b, start:start + w] = mean
     return enc
 
@@ -188,18 +203,34 @@ class Trainee(nn.Module):
             torch.stack(self.text_cache.get_or_compute(keys, compute))
         return states.to(diva.device)
 
-    def forward(self, audios, keys, transcripts) -> dict[str, torch.Tensor]:
+    def forward(self, audios, keys, transcripts, stream: list[int] | None = None,
+                ce_denominator: float | None = None, agreement: bool = False) -> dict[str, torch.Tensor]:
+        """The losses on one batch. `stream`: each example's position in the training stream
+        (seeds its time masks); `ce_denominator`: see transcript_ce_loss; `agreement`: also
+        return 'first_token_agreement' per example (validation). Everything runs in here, so a
+        DDP- or FSDP-wrapped Trainee computes it with its parameters in place."""
         diva, cfg = self.diva, self.tcfg
         enc = self.encoder_states(audios, keys)
         if self.training and cfg["time_masks"]:  # against overfitting the training voices
             per_second = diva.encoder_frames / diva.config.encoder_seconds  # Whisper: 50 frames/s
             frames = [round(len(a) / SAMPLE_RATE * per_second) for a in audios]
-            enc = mask_time_spans(enc, frames, cfg["time_masks"], cfg["time_mask_frames"])
+            generators = None if stream is None else [stream_generator(cfg["seed"], p) for p in stream]
+            enc = mask_time_spans(enc, frames, cfg["time_masks"], cfg["time_mask_frames"], generators)
         states = diva.connector_states(enc)
         virtual, keep = diva.project(states)
         if cfg["loss"] == "align":  # the words only: the LLM is not run at all
             out = self.alignment(virtual, transcripts, states)
-            return {**out, "loss": out.pop("align_loss")}
+            out["loss"] = out.pop("align_loss")
+        else:
+            out = self.through_llm(virtual, keep, transcripts, states, ce_denominator)
+        if agreement:
+            out["first_token_agreement"] = self.first_token_agreement(virtual, keep, transcripts,
+                                                                      out.pop("audio_hidden", None))
+        out.pop("audio_hidden", None)
+        return out
+
+    def through_llm(self, virtual, keep, transcripts, states, ce_denominator) -> dict[str, torch.Tensor]:
+        diva, cfg = self.diva, self.tcfg
         a_embeds, a_mask = diva.audio_inputs(virtual, keep=keep)
         with autocast(cfg["precision"], diva.device):
             if cfg["loss"] == "sft":
@@ -207,14 +238,32 @@ class Trainee(nn.Module):
                 targets = [diva.layout.transcript_ids(t) + [eos] for t in transcripts]
                 embeds, mask, labels = self.with_continuation(a_embeds, a_mask, targets)
                 logits = diva.llm(inputs_embeds=embeds, attention_mask=mask, use_cache=False).logits
-                out = {"ce": transcript_ce_loss(logits[:, :-1], labels[:, :-1])}
+                out = {"ce": transcript_ce_loss(logits[:, :-1], labels[:, :-1], denominator=ce_denominator)}
                 return {**out, "loss": out["ce"]}
             audio_h = diva.last_hidden(a_embeds, a_mask)
-            self.last_audio_hidden = audio_h.detach()
             distill = distillation_loss(audio_h, self.teacher_states(transcripts))
         out = {"distill": distill, **self.alignment(virtual, transcripts, states)}
         out["loss"] = cfg["distill_weight"] * distill + out.pop("align_loss")
+        out["audio_hidden"] = audio_h.detach()
         return out
+
+    def ce_targets(self, transcripts: list[str]) -> int:
+        """How many tokens the SFT cross-entropy scores on these transcripts (each + EOS)."""
+        return sum(len(self.diva.layout.transcript_ids(t)) + 1 for t in transcripts)
+
+    @torch.no_grad()
+    def first_token_agreement(self, virtual, keep, transcripts, audio_hidden=None) -> torch.Tensor:
+        """Per example, 1.0 where the LLM's first reply token on the audio equals its first reply
+        token on the transcript."""
+        diva = self.diva
+        if audio_hidden is None:
+            a_embeds, a_mask = diva.audio_inputs(virtual, keep=keep)
+            with autocast(self.tcfg["precision"], diva.device):
+                audio_hidden = diva.last_hidden(a_embeds, a_mask)
+        head = diva.llm.get_output_embeddings()
+        a_tok = head(audio_hidden.to(head.weight.dtype)).argmax(-1)
+        t_tok = head(self.teacher_states(transcripts).to(head.weight.dtype)).argmax(-1)
+        return (a_tok == t_tok).float()
 
     def with_continuation(self, prompt_embeds, prompt_mask, continuations: list[list[int]]):
         """Append token ids after a left-padded prompt (right-padded); labels for next-token CE."""
