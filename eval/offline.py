@@ -42,14 +42,17 @@ def stable_seed(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
 
 
-def held_out_voices(split: str = "test") -> list[str]:
-    """The held-out voices of a split ("test": the suites; "valid": the selection set) that can
-    speak on this machine, in registry order."""
-    from diva.voices import TEST_VOICES, VALID_VOICES, get_voice
-    voices = [v for v in {"test": TEST_VOICES, "valid": VALID_VOICES}[split] if get_voice(v).available]
-    if not voices:
-        raise RuntimeError(f"none of the {split.upper()} voices can run here (see diva/voices.py)")
-    return voices
+def held_out_voices(split: str = "test") -> list[tuple[str, float, float]]:
+    """The held-out (voice, speed, pitch) renderings of a split ("test": the suites; "valid": the
+    selection set; "unheard": spoken-qa-unheard) that can speak on this machine, in order."""
+    from diva.voices import TEST_VOICES, UNHEARD_RENDERINGS, VALID_VOICES, get_voice
+    renderings = {"test": [(v, 1.0, 1.0) for v in TEST_VOICES], "valid": [(v, 1.0, 1.0) for v in VALID_VOICES],
+                  "unheard": list(UNHEARD_RENDERINGS)}[split]
+    renderings = [r for r in renderings if get_voice(r[0]).available]
+    if not renderings:
+        raise RuntimeError(f"none of the {split.upper()} voices can run here (see diva/voices.py; "
+                           "scripts/setup.sh installs the engines)")
+    return renderings
 
 
 def _write_json(path: Path, obj) -> None:
@@ -67,14 +70,16 @@ def build_clips(set_name: str, clips: list[tuple[str, str, int]], split: str = "
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
-    voices = held_out_voices(split)
+    renderings = held_out_voices(split)
     changed = False
     for clip_id, text, position in clips:
-        want = {"text": text, "voice": voices[position % len(voices)], "seed": stable_seed(clip_id),
-                "file": f"{clip_id}.wav"}
+        voice, speed, pitch = renderings[position % len(renderings)]
+        want = {"text": text, "voice": voice, "seed": stable_seed(clip_id), "file": f"{clip_id}.wav"}
+        if (speed, pitch) != (1.0, 1.0):
+            want.update(speed=speed, pitch=pitch)
         if manifest.get(clip_id) == want and (folder / want["file"]).exists():
             continue
-        audio = synthesize(text, want["voice"], seed=want["seed"])
+        audio = synthesize(text, voice, speed=speed, pitch=pitch, seed=want["seed"])
         fd, tmp = tempfile.mkstemp(dir=folder, suffix=".wav")
         os.close(fd)
         sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
@@ -108,6 +113,12 @@ def spoken_qa_select(limit: int | None = None, data_dir: str | None = None) -> l
     """The selection set: other questions of the same kinds, spoken by the VALID voices, on which
     training options and checkpoints are chosen (the test set's voices and questions never are)."""
     return spoken_qa(limit, data_dir, set_name="spoken_qa_select", split="valid")
+
+
+def spoken_qa_unheard(limit: int | None = None, data_dir: str | None = None) -> list[Item]:
+    """Questions made from bsdgames' quiz facts (eval/quiz.py), spoken by the UNHEARD renderings:
+    a speaker and espeak variants no other split has, at speeds and pitches training never used."""
+    return spoken_qa(limit, data_dir, set_name="spoken_qa_unheard", split="unheard")
 
 
 def spoken_sentiment(limit: int | None = None, data_dir: str | None = None) -> list[Item]:

@@ -17,7 +17,7 @@ import pandas as pd
 COLUMNS = ["assistant", "task", "subset", "modality", "metric", "n", "value", "ci_low", "ci_high",
            "prompt_id", "seed", "date", "commit"]
 SUITE_TITLES = {"qa": "Spoken question answering", "classification": "Spoken classification",
-                "translation": "Speech translation"}
+                "translation": "Speech translation", "asr": "Reading real speech"}
 
 
 def write_suite_csv(out_dir: Path, suite: str, rows: list[dict]) -> Path:
@@ -92,7 +92,10 @@ starts with the same LLM token as **text-mini's** response to the transcript, sa
 generation settings; `repeats_question`: the response transcribes the question instead of
 answering it, token F1 with the question >= 0.5 and above its F1 with text-mini's reply), `panda` (PEDANT, when qa-metrics can load), `exact_match` / `token_f1`
 (SQuAD), `contains` (a gold answer appears in the response), `bleu_<tokenizer>` (sacrebleu corpus
-BLEU with that tokenizer; `bleu_mean`: mean over target languages).
+BLEU with that tokenizer; `bleu_mean`: mean over target languages), `wer` (real-speech-asr: word
+error rate of what the assistant heard, its transcript or bridge reading, against the true
+transcript, after Whisper's English normaliser; lower is better) and `read_exactly` (the share of
+clips read without a word error).
 Per-item predictions: `items/<suite>/<assistant>__<task>.jsonl`.
 """
 

@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from diva.errors import ArgumentParser, UsageError, fail
-from eval import report, scoring, shard
+from eval import reading, report, scoring, shard
 from eval.cache import AnswerCache, answer_key, input_hash
 from eval.item import Item
 from eval.loaders import audio_array
@@ -91,6 +91,7 @@ class Answerer:
         self.identity = assistant.name + (f"@{fingerprint}" if fingerprint else "")
         self.text_identity = text_identity(assistant.name) or self.identity
         self.generated = 0  # answers produced by the model in this process (not from the cache)
+        self.seconds: dict[str, list] = {}  # modality -> [seconds spent answering, clips answered]
 
     def modalities(self, wanted: tuple[str, ...]) -> list[str]:
         ok = {"audio": self.assistant.accepts_audio, "text": self.assistant.accepts_text}
@@ -121,7 +122,10 @@ class Answerer:
         for start in range(0, len(missing), self.batch_size):
             batch = missing[start:start + self.batch_size]
             prompts = [p for _, _, p in batch]
-            if modality == "audio":
+            started = time.perf_counter()
+            if task.kind == "asr":  # what the assistant heard, not its reply (eval.reading)
+                texts = reading.readings(self.assistant, [audios[it.item_id] for _, it, _ in batch])
+            elif modality == "audio":
                 texts = self.assistant.generate([audios[it.item_id] for _, it, _ in batch], prompts,
                                                 max_new_tokens=task.max_new_tokens)
             else:
@@ -133,6 +137,8 @@ class Answerer:
                                 for (k, it, _), text in zip(batch, texts))
             found.update({k: text for (k, _, _), text in zip(batch, texts)})
             self.generated += len(batch)
+            spent = self.seconds.setdefault(modality, [0.0, 0])
+            spent[0], spent[1] = spent[0] + time.perf_counter() - started, spent[1] + len(batch)
             bar.update(len(batch))
         bar.close()
         return [found[k] for k, _, _ in requests]
@@ -218,6 +224,8 @@ def evaluate(args) -> int:
         for name, assistant in assistants.items():
             answerer = Answerer(assistant, cache, args.batch_size, progress=not args.quiet)
             records, metrics_by_modality, asked = [], {}, {}
+            if task.kind == "asr" and not reading.has_reading(assistant):
+                continue  # it hears nothing as text (a text-only LLM, a linear projection)
             for modality in answerer.modalities(wanted):
                 subset = [it for it in items if (it.audio is not None if modality == "audio"
                                                  else it.transcript is not None)]
@@ -242,6 +250,8 @@ def evaluate(args) -> int:
                                                           args.seed, date, commit))
             if records:
                 report.write_items(out_dir, task.suite, name, task.name, records)
+            notes += [f"{name} on {task.name} ({m}): {sec / n:.2f} s per clip over {n} clips "
+                      f"(batch {args.batch_size})" for m, (sec, n) in answerer.seconds.items()]
     for suite, rows in rows_by_suite.items():
         if rows:
             print(f"wrote {report.write_suite_csv(out_dir, suite, rows)}", file=sys.stderr)

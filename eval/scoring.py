@@ -14,6 +14,10 @@ Metrics per task kind:
 - label: accuracy and weighted_f1 (unparsed answers count as wrong).
 - translation: bleu_<tokenizer> per target language; subset "all": bleu_mean, the mean over
   target languages of their corpus BLEU.
+- asr (the prediction is what the assistant heard, not its reply): wer, corpus word error rate
+  (jiwer, after Whisper's English normaliser), and read_exactly, the share of clips read without
+  a word error; per-item score = the item's own WER.
+- instruction (spoken instructions with no gold answer): text-mini's agreement metrics only.
 """
 from __future__ import annotations
 
@@ -49,9 +53,13 @@ def score_items(task: Task, items: list[Item], predictions: list[str], *,
     records = [{"item_id": it.item_id, "subset": it.subset, "prediction": p, "reference": r}
                for it, p, r in zip(items, predictions, refs)]
     found: list[Metric] = []
-    if task.kind == "qa":
+    if task.kind == "asr":
+        return records, _asr_metrics(records, refs, predictions)
+    if task.kind in ("qa", "instruction"):
         contains = [M.contains_answer(p, r) for p, r in zip(predictions, refs)]
-        if task.offline:
+        if task.kind == "instruction":
+            per_item = {}
+        elif task.offline:
             found.append(_mean_metric("accuracy", contains))
             per_item = {"score": contains}
         else:
@@ -75,6 +83,7 @@ def score_items(task: Task, items: list[Item], predictions: list[str], *,
                       _mean_metric("repeats_question", repeats)]
             per_item.update(identical_to_text=same, first_token_agreement=first, repeats_question=repeats,
                             text_mini_answer=list(text_mini))
+            per_item.setdefault("score", same)
         for name, vals in per_item.items():
             for rec, v in zip(records, vals):
                 rec[name] = v
@@ -112,6 +121,15 @@ def score_items(task: Task, items: list[Item], predictions: list[str], *,
     else:
         raise ValueError(f"{task.name}: unknown task kind {task.kind!r}")
     return records, found
+
+
+def _asr_metrics(records: list[dict], refs: list[str], readings: list[str]) -> list[Metric]:
+    counts = np.array([M.word_errors(r, h) for r, h in zip(refs, readings)], dtype=float).reshape(-1, 2)
+    errors, words = counts[:, 0], counts[:, 1]
+    for rec, e, n in zip(records, errors, words):
+        rec.update(errors=int(e), words=int(n), score=100.0 * e / max(n, 1))
+    wer = Metric("wer", lambda idx: 100.0 * errors[idx].sum() / words[idx].sum() if words[idx].sum() else float("nan"))
+    return [wer, _mean_metric("read_exactly", errors == 0)]
 
 
 def subsets_of(items: list[Item]) -> dict[str, np.ndarray]:

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from diva.errors import UnknownName
-from eval import loaders, offline
+from eval import loaders, offline, real_speech
 from eval.item import Item
 
-SUITES = ("qa", "classification", "translation")
+SUITES = ("qa", "classification", "translation", "asr")
 
 
 @dataclass(frozen=True)
 class Task:
     name: str
-    suite: str                                   # qa | classification | translation
-    kind: str                                    # qa | label | translation (see eval.scoring)
+    suite: str                                   # qa | classification | translation | asr
+    kind: str                                    # qa | instruction | label | translation | asr (eval.scoring)
     load: Callable[..., list[Item]]              # (limit=, data_dir=) -> items
     prompts: Mapping[str, str | None]            # prompt id -> template
     prompt_id: str                               # the default prompt
@@ -37,6 +37,7 @@ class Task:
     max_new_tokens: int = 48
     compare_to_text_mini: bool = False           # spoken-qa: agreement with text-mini's answers
     selection: bool = False                      # a set for choosing options, run only when named
+    named_only: bool = False                     # run only when named (held-out and real-speech sets)
     notes: str = ""
 
     def prompt(self, item: Item, prompt_id: str | None = None) -> str | None:
@@ -67,7 +68,8 @@ def select(suite: str = "all", names: list[str] | None = None, include_real: boo
     if names:
         return [get_task(n) for n in names]
     return [t for t in TASKS.values()
-            if (suite == "all" or t.suite == suite) and (t.offline or include_real) and not t.selection]
+            if (suite == "all" or t.suite == suite) and (t.offline or include_real)
+            and not (t.selection or t.named_only)]
 
 
 # ---- label vocabularies (label normalisation) -----------------------------------------------
@@ -95,6 +97,32 @@ register(Task(
     notes="the selection set: new questions spoken by VALID voices, for choosing training options "
           "and checkpoints; run only when named. Subsets: set-a, its first 113 questions; "
           "set-b, the 95 added later"))
+
+register(Task(
+    name="spoken-qa-unheard", suite="qa", kind="qa", load=offline.spoken_qa_unheard,
+    prompts={"none": None, "short": "Answer the question in a few words."}, prompt_id="none",
+    source="eval/data/spoken_qa_unheard.jsonl", offline=True, max_new_tokens=32,
+    target="short factual answer; any listed spelling counts", compare_to_text_mini=True,
+    notes="questions made from bsdgames' quiz facts (eval/quiz.py) that text-mini answers as text, "
+          "spoken by the UNHEARD voices (diva/voices.py); subset = kind of fact. Never used to train "
+          "or choose anything", named_only=True))
+
+# ---- real human speech (Debian's Asterisk prompts; skipped when not installed) -------------
+register(Task(
+    name="real-speech-asr", suite="asr", kind="asr", load=real_speech.real_speech_asr,
+    prompts={"none": None}, prompt_id="none", source="Debian asterisk-core-sounds-en-g722",
+    offline=True, target="the prompt's transcript",
+    notes="what each assistant heard (the cascade's transcript, DiVA's bridge reading) against "
+          "the transcript of one professional speaker's telephone prompts; subsets word / prompt "
+          "(<= 10 s) / long (> 10 s)", named_only=True))
+
+register(Task(
+    name="real-speech-instructions", suite="qa", kind="instruction",
+    load=real_speech.real_speech_instructions, prompts={"none": None}, prompt_id="none",
+    source="Debian asterisk-core-sounds-en-g722", offline=True, max_new_tokens=32,
+    target="no gold answer: text-mini's reply to the transcript", compare_to_text_mini=True,
+    notes="the prompts that ask or tell the caller something (e.g. \"Please enter your password "
+          "followed by the pound key.\"), spoken by a person", named_only=True))
 
 register(Task(
     name="spoken-sentiment", suite="classification", kind="label", load=offline.spoken_sentiment,

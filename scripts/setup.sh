@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="ffmpeg espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k sox libsndfile1 chromium postgresql wordnet-base"
+APT_PACKAGES="ffmpeg espeak-ng flite festival festvox-us-slt-hts festvox-kallpc16k festvox-kdlpc16k sox libsndfile1 chromium postgresql wordnet-base bsdgames asterisk-core-sounds-en asterisk-core-sounds-en-g722"
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
   missing=""
   for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

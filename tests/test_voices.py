@@ -59,6 +59,23 @@ def test_splits_are_disjoint_by_speaker():
     assert len(train) > 100 and {V.get_voice(n).engine for n in train} >= {"espeak", "flite", "festival"}
 
 
+def test_unheard_split_is_disjoint_from_every_other_split():
+    unheard = set(V.UNHEARD_VOICES)
+    assert unheard and not unheard & (set(V.TRAIN_VOICES) | set(V.VALID_VOICES) | set(V.TEST_VOICES))
+    assert {V.split_of(n) for n in unheard} == {"unheard"}
+    speakers = {V.get_voice(n).speaker for n in unheard}
+    assert not speakers & (V.TEST_SPEAKERS | V.VALID_SPEAKERS)          # no held-out speaker reused
+    assert V.UNHEARD_SPEAKERS <= speakers and not V.UNHEARD_SPEAKERS & {
+        V.get_voice(n).speaker for n in V.TRAIN_VOICES}                # a speaker training never heard
+    espeak = [n for n in unheard if n.startswith("espeak:")]
+    assert not {n.split("+")[1] for n in espeak} & set(V.ESPEAK_VARIANTS)  # variants no split has
+    sampler = V.VoiceSampler()
+    off_range = [(s, p) for _, s, p in V.UNHEARD_RENDERINGS
+                 if not (sampler.speed_range[0] <= s <= sampler.speed_range[1]
+                         and sampler.pitch_range[0] <= p <= sampler.pitch_range[1])]
+    assert len(off_range) == len(V.UNHEARD_RENDERINGS) - 1              # all but the plain KED rendering
+
+
 def test_sampler_is_deterministic_and_uses_only_its_voices():
     sampler = V.VoiceSampler(seed=7)
     draws = [sampler.draw(i) for i in range(300)]

@@ -24,7 +24,8 @@ class AssistantSpec:
     llm: str | None = None            # LLM name / hub id (cascade, text)
     encoder: str | None = None        # Whisper name / hub id (ASR for cascade)
     checkpoint: str | None = None     # DiVA connector folder or hub id; Qwen2-Audio hub id
-    options: dict = field(default_factory=dict)  # diva: changes to its stored InferenceOptions
+    options: dict = field(default_factory=dict)  # diva: changes to its stored InferenceOptions;
+                                                  # cascade: n-best LLM rescoring (rescored_cascade)
 
 
 ASSISTANTS: dict[str, AssistantSpec] = {
@@ -34,6 +35,9 @@ ASSISTANTS: dict[str, AssistantSpec] = {
     "cascade-mini": AssistantSpec(
         "cascade", "Whisper tiny.en transcribes, SmolLM2-135M answers: 73.7% of spoken questions answered",
         llm=MINI_LLM, encoder=MINI_ENCODER),
+    "cascade-mini-rescored": AssistantSpec(
+        "cascade", "the cascade with diva-mini-whisper-beam's LLM rescoring of Whisper's 8-best: the fair "
+        "control for it", llm=MINI_LLM, encoder=MINI_ENCODER, options={"n_best": 8}),
     "diva-mini": AssistantSpec(
         "diva", "the paper's recipe at CPU scale (tiny.en + SmolLM2, 32 queries): replies start like the "
         "teacher's, content words do not come through (0% answered)", checkpoint=str(CHECKPOINTS / "diva-mini")),
@@ -79,7 +83,9 @@ def build(name: str, spec: AssistantSpec) -> VoiceAssistant:
         return TextAssistant(name, *load_llm(spec.llm))
     if spec.backend == "cascade":
         from diva.assistants.cascade import CascadeAssistant
-        return CascadeAssistant(name, *load_whisper(spec.encoder), *load_llm(spec.llm))
+        from diva.assistants.rescored_cascade import RescoredCascadeAssistant
+        cls = RescoredCascadeAssistant if spec.options else CascadeAssistant  # options: its n-best rescoring
+        return cls(name, *load_whisper(spec.encoder), *load_llm(spec.llm), **spec.options)
     if spec.backend == "diva":
         from diva.assistants.diva import DivaAssistant
         from diva.checkpoint import load_diva
