@@ -4,7 +4,9 @@ Same process, same encoder and LLM for every assistant: DiVA (an untrained conne
 for speed; diva-mini-whisper-beam adds the LLM-rescored CTC reading's cost), the Whisper -> LLM
 cascade, and the bare LLM on transcripts. For each, batch 1
 (streamed, one request at a time) and batch 8 (one batched generate):
-time to first token, decode tokens/s, throughput, real-time factor, peak RSS.
+time to first token, decode tokens/s, throughput, real-time factor, peak RSS. Every reply is
+exactly --max-new-tokens long (min_new_tokens = max_new_tokens), so decode speeds and
+throughputs compare like with like.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from diva.assistants import load_assistant
 from diva.audio import SAMPLE_RATE
+from diva.generation import GenerationOptions
 from diva.models import quiet_transformers
 from diva.voices import synthesize
 
@@ -56,18 +59,19 @@ def run_assistant(name: str, audios, transcripts, max_new_tokens: int) -> list[d
     inputs = dict(transcripts=transcripts) if text_only else dict(audios=audios)
     seconds_of_audio = sum(a.size for a in audios) / SAMPLE_RATE
     assistant.generate(**{k: v[:1] for k, v in inputs.items()}, max_new_tokens=4)  # warm-up
+    options = GenerationOptions(max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens)
 
     # batch 1: streamed one at a time, as a user sees it
     replies, start = [], time.perf_counter()
     for i in range(len(audios)):
-        stream = (assistant.stream(transcript=transcripts[i], max_new_tokens=max_new_tokens) if text_only
-                  else assistant.stream(audios[i], max_new_tokens=max_new_tokens))
+        stream = (assistant.stream(transcript=transcripts[i], options=options) if text_only
+                  else assistant.stream(audios[i], options=options))
         stream.text()
         replies.append(stream.reply)
     wall_1 = time.perf_counter() - start
     # batch 8: one batched call over the same requests
     start = time.perf_counter()
-    batch = assistant.generate_replies(**inputs, max_new_tokens=max_new_tokens)
+    batch = assistant.generate_replies(**inputs, options=options)
     wall_8 = time.perf_counter() - start
 
     rows = []
@@ -87,15 +91,15 @@ def run_assistant(name: str, audios, transcripts, max_new_tokens: int) -> list[d
 
 
 def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """The issue's targets as ratios measured in this run."""
+    """The targets as ratios measured in this run."""
     def get(name, size, column):
         row = table[(table.assistant == name) & (table.batch_size == size)]
         return float(row[column].iloc[0])
     diva, cascade, text = UNTRAINED, "cascade-mini", "text-mini"
     big = int(table.batch_size.max())
     checks = [
-        ("DiVA decode tokens/s / bare LLM decode tokens/s", get(diva, 1, "decode_tokens_per_s")
-         / get(text, 1, "decode_tokens_per_s"), ">= 0.9"),
+        ("DiVA decode tokens/s / bare LLM decode tokens/s (equal reply lengths)",
+         get(diva, 1, "decode_tokens_per_s") / get(text, 1, "decode_tokens_per_s"), ">= 0.95"),
         ("DiVA TTFT / cascade TTFT", get(diva, 1, "ttft_s") / get(cascade, 1, "ttft_s"), "<= 1.0"),
         (f"DiVA batch-{big} / batch-1 throughput", get(diva, big, "throughput_tokens_per_s")
          / get(diva, 1, "throughput_tokens_per_s"), ">= 3.0"),

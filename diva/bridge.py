@@ -124,10 +124,14 @@ class VocabularyBridge(nn.Module):
     def read(self, states: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC's greedy reading: the LLM embeddings (..., Q, d_llm) and the slots the LLM sees
         (..., Q): True where the head's top token is a word (not the blank) and not a repeat."""
+        return self.read_top(states, temperature)[:2]
+
+    def read_top(self, states: torch.Tensor, temperature: float):
+        """`read` plus each slot's top Whisper token (..., Q)."""
         logits = self.head_logits(states)
         top = logits.argmax(-1)
         keep = self.carries_word[top] & ~repeats_previous(top)
-        return (logits / temperature).softmax(-1) @ self.targets.to(states.dtype), keep
+        return (logits / temperature).softmax(-1) @ self.targets.to(states.dtype), keep, top
 
 
 # --- the LLM-rescored beam --------------------------------------------------------------------
@@ -220,14 +224,22 @@ class SlotReader:
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Q, d_whisper) connector states -> virtual tokens (B, T, d_llm) and the (B, T) slots
         the LLM sees."""
+        return self.read_with_text(states)[:2]
+
+    def read_with_text(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """`__call__` plus the reading as text, per clip: the kept slots' top Whisper tokens
+        decoded (greedy) or the question the LLM rescoring picked (llm-beam)."""
         if self.options.bridge_decode == "greedy":
-            return self.greedy(states)
+            virtual, keep, top = self.bridge.read_top(states, self.options.bridge_temperature)
+            texts = [self.whisper_tokenizer.decode(ids[kept].tolist(), skip_special_tokens=True).strip()
+                     for ids, kept in zip(top, keep)]
+            return virtual, keep, texts
         questions = self.questions(self.bridge.head_logits(states))
         table = self.llm.get_input_embeddings()
         rows = [table(torch.tensor(self.layout.transcript_ids(q), dtype=torch.long, device=states.device))
                 for q in questions]
         virtual, keep = pad(rows, side="right")
-        return virtual.to(states.dtype), keep.bool()
+        return virtual.to(states.dtype), keep.bool(), questions
 
     def questions(self, head_logits: torch.Tensor) -> list[str]:
         """(B, Q, V) Whisper-head logits -> per clip, the reading the LLM rescoring picks ("" where

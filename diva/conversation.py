@@ -16,11 +16,11 @@ from __future__ import annotations
 import torch
 from transformers import DynamicCache
 
-from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS
-from diva.reply import Reply, TokenClock
 from diva.audio import AudioInput, load_audio
-from diva.generation import decode, generate_ids
+from diva.chat import embed_template
+from diva.generation import GenerationOptions, as_options, decode, generate_ids
 from diva.prompt import PLACEHOLDER, user_content
+from diva.reply import Reply, TokenClock
 
 REPLY_MARK = "\uE001DIVA_REPLY\uE001"  # private-use characters: never in real text
 
@@ -48,22 +48,16 @@ class Conversation:
         return rendered.split(REPLY_MARK)[1]
 
     def _embed(self, text: str, content: torch.Tensor | None) -> torch.Tensor:
-        table = self.llm.get_input_embeddings()
-
-        def embed(piece: str) -> torch.Tensor:
-            ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
-            return table(torch.tensor(ids, dtype=torch.long, device=table.weight.device))
-        if content is None:
-            return embed(text)
-        before, after = text.split(PLACEHOLDER)
-        return torch.cat([embed(before), content.to(table.weight.dtype), embed(after)])
+        return embed_template(self.llm, self.tokenizer, text, [] if content is None else [content])
 
     @torch.no_grad()
     def ask(self, audio: AudioInput | None = None, *, transcript: str | None = None,
-            prompt: str | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> Reply:
+            prompt: str | None = None, max_new_tokens: int | None = None,
+            options: GenerationOptions | None = None) -> Reply:
         """One user turn (audio or a transcript, optional text prompt) -> the assistant's reply."""
         if (audio is None) == (transcript is None):
             raise ValueError("give either audio or a transcript")
+        options = as_options(options, max_new_tokens)
         clock = TokenClock()
         heard, content = None, None
         if audio is not None:
@@ -75,11 +69,19 @@ class Conversation:
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         with self.assistant._lock:
             ids = generate_ids(self.llm, self.tokenizer, {"inputs_embeds": embeds, "attention_mask": mask},
-                               max_new_tokens, clock, cache=self.cache)[0]
+                               options, clock, cache=self.cache)[0]
+        answer = decode(self.tokenizer, ids, options.stop)
+        n_generated = len(ids)
+        if answer != decode(self.tokenizer, ids):  # cut at a stop string: the history holds the cut reply
+            ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+            extra = self.cache.get_seq_length() - embeds.shape[1] if self.cache is not None else 0
+            if extra > 0:  # the reply's positions go; the cut reply is prefilled with the next turn
+                self.cache.crop(-extra)
         reply_embeds = self.llm.get_input_embeddings()(torch.tensor(ids, dtype=torch.long,
                                                                     device=embeds.device))
         self._embeds = torch.cat([embeds[0], reply_embeds]).unsqueeze(0)
-        answer = decode(self.tokenizer, ids)
         self.messages += [{"role": "user", "content": user_content(text, prompt)},
                           {"role": "assistant", "content": answer}]
-        return clock.finish(answer, transcript=heard)
+        reply = clock.finish(answer, transcript=heard, n_tokens=n_generated)
+        reply.prompt_tokens = embeds.shape[1]
+        return reply

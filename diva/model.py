@@ -166,6 +166,13 @@ class DiVA(nn.Module):
         """At inference: `project`, or the bridge's slots read as `self.options` say."""
         return self.project(states) if self.reader is None else self.reader(states)
 
+    def read_speech_heard(self, states: torch.Tensor):
+        """`read_speech` plus what each clip was heard as when the bridge reads its slots as text
+        (None for the linear projection, whose virtual tokens are no text)."""
+        if self.reader is None:
+            return (*self.project(states), None)
+        return self.reader.read_with_text(states)
+
     # ---- LLM inputs in the chat-template layout ---------------------------------------------
     def embed_ids(self, ids: list[int]) -> torch.Tensor:
         table = self.llm.get_input_embeddings()

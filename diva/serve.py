@@ -2,193 +2,223 @@
 
     python -m diva serve --assistant cascade-mini [--host 127.0.0.1 --port 8000 --api-key KEY]
 
-`GET /v1/models` lists the one served model; `POST /v1/chat/completions` answers the last user
-message: its `input_audio` part (base64 wav/mp3/flac/ogg; an `audio_url` data: URL works too) is
-the speech, its text parts are the prompt placed before it. A message with no audio is a
-transcript for the text modality. `"stream": true` answers with server-sent events, as OpenAI
-and vLLM do. Single-turn: earlier messages are ignored.
+`GET /v1/models` lists the one served model; `POST /v1/chat/completions` answers the whole
+conversation: system, user and assistant messages go through the LLM's chat template, and a user
+message's `input_audio` part (base64 wav/mp3/flac/ogg/...; an `audio_url` data: URL works too) is
+speech, its text parts the prompt placed before it (DiVA hears earlier clips as virtual tokens, a
+cascade as transcripts). A request that is one user message is answered as `python -m diva ask`
+answers. `temperature` (default 0: greedy), `top_p`, `seed`, `max_tokens` /
+`max_completion_tokens`, `stop` and vLLM's `top_k`, `min_tokens`, `repetition_penalty` are
+honoured; `n` > 1 is refused. `"stream": true` answers with server-sent events. Concurrent
+requests are decoded together (diva.batching); a client that goes away stops its generation.
 """
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
+import contextlib
 import json
-import tempfile
+import signal
 import time
 import uuid
-from pathlib import Path
-from typing import Iterator
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Request as HttpRequest
+from jinja2 import TemplateError
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict
+from starlette.concurrency import run_in_threadpool
 
-from diva.assistants.base import DEFAULT_MAX_NEW_TOKENS, Request, VoiceAssistant
-from diva.audio import AudioError, load_audio
+from diva.assistants.base import Request, VoiceAssistant
+from diva.batching import Batcher, ShuttingDown
 from diva.errors import UNAVAILABLE, ArgumentParser, UsageError, fail
+from diva.jobs import Job
+from diva.reply import Reply
+from diva.serve_request import (BadRequest, BodyTooLarge, ChatCall, authorized, parse_chat, read_body,
+                                validation_message)
 
-MAX_TOKENS_LIMIT = 2048
-AUDIO_FORMATS = {"wav", "mp3", "flac", "ogg", "webm", "m4a"}
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # temperature, top_p, ... are accepted and ignored
-    model: str
-    messages: list[dict]
-    stream: bool = False
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    stream_options: dict | None = None
+MAX_BODY_BYTES = 25 * 2**20   # a few clips of 30 s, base64
 
 
-class BadRequest(ValueError):
-    """A request we refuse with HTTP 400 and a message."""
+def error_response(status: int, message: str, kind: str = "invalid_request_error", **headers) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status,
+                        headers=headers or None)
 
 
-def error_response(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+class Channel:
+    """A job's events, handed from the decoding thread to the request's event loop."""
+
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue = asyncio.Queue()
+
+    def put(self, kind: str, payload) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens any more
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, (kind, payload))
+
+    async def get(self):
+        return await self.queue.get()
 
 
-def decode_audio(b64: str, fmt: str):
-    """Base64 audio bytes -> 16 kHz samples, via a temporary file so ffmpeg can read any format."""
-    fmt = (fmt or "wav").lower()
-    if fmt not in AUDIO_FORMATS:
-        raise BadRequest(f"unsupported audio format {fmt!r}; use one of {sorted(AUDIO_FORMATS)}")
-    try:
-        data = base64.b64decode(b64, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise BadRequest("input_audio.data is not valid base64") from None
-    with tempfile.NamedTemporaryFile(suffix=f".{fmt}") as f:
-        f.write(data)
-        f.flush()
+class JobEventStream(StreamingResponse):
+    """Server-sent events whose job is cancelled however the response ends: finished, the client
+    gone (Starlette cancels the stream when it hears the disconnect), or the server stopping."""
+
+    def __init__(self, events, job: Job):
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        self.job = job
+
+    async def __call__(self, scope, receive, send):
         try:
-            return load_audio(f.name, long_audio="truncate")
-        except AudioError as error:
-            raise BadRequest(f"bad audio: {str(error).replace(Path(f.name).name, 'input_audio')}") from None
+            await super().__call__(scope, receive, send)
+        finally:
+            self.job.cancel()
 
 
-def parse_message(messages: list[dict]) -> Request:
-    """The last user message as a Request: (audio, prompt) or, without audio, a transcript."""
-    users = [m for m in messages if m.get("role") == "user"]
-    if not users:
-        raise BadRequest("messages must contain a user message")
-    content = users[-1].get("content")
-    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
-    if not isinstance(parts, list):
-        raise BadRequest("message content must be a string or a list of parts")
-    texts, audios = [], []
-    for part in parts:
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text":
-            texts.append(str(part.get("text", "")))
-        elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            audios.append(decode_audio(audio.get("data", ""), audio.get("format", "wav")))
-        elif kind == "audio_url":
-            url = str((part.get("audio_url") or {}).get("url", ""))
-            if not url.startswith("data:") or ";base64," not in url:
-                raise BadRequest("audio_url must be a base64 data: URL (this server fetches nothing)")
-            head, b64 = url.split(";base64,", 1)
-            audios.append(decode_audio(b64, head.split("/")[-1]))
-        else:
-            raise BadRequest(f"unsupported content part type {kind!r}")
-    if len(audios) > 1:
-        raise BadRequest("send one audio clip per request")
-    text = "\n".join(t for t in texts if t.strip()) or None
-    if audios:
-        return Request(audio=audios[0], prompt=text)
-    if text is None:
-        raise BadRequest("the user message has neither audio nor text")
-    return Request(transcript=text)
+def make_job(call: ChatCall, assistant: VoiceAssistant, listener) -> Job:
+    """One user message is a single question (as `ask` answers it); anything more a conversation."""
+    if any(t.audio is not None for t in call.turns) and not assistant.accepts_audio:
+        raise BadRequest(f"{assistant.name} reads text only: send the transcript as text")
+    if len(call.turns) > 1:
+        return Job(turns=call.turns, options=call.options, streamed=call.stream, listener=listener)
+    turn = call.turns[0]
+    if turn.audio is None and not assistant.accepts_text:
+        raise BadRequest(f"{assistant.name} answers audio only: send an input_audio part")
+    request = Request(audio=turn.audio, prompt=turn.text or None) if turn.audio is not None \
+        else Request(transcript=turn.text)
+    return Job(request, call.options, streamed=call.stream, listener=listener)
 
 
-def build_app(assistant: VoiceAssistant, api_key: str | None = None) -> FastAPI:
-    """A FastAPI app serving `assistant` under its registry name."""
-    app = FastAPI(title=f"diva serve: {assistant.name}")
+def finish_reason(reply: Reply, max_tokens: int) -> str:
+    return "length" if reply.n_tokens >= max_tokens else "stop"
+
+
+def usage(reply: Reply) -> dict:
+    return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.n_tokens,
+            "total_tokens": reply.prompt_tokens + reply.n_tokens}
+
+
+def build_app(assistant: VoiceAssistant, api_key: str | None = None, *, max_body_bytes: int = MAX_BODY_BYTES,
+              batch_window_s: float = 0.02, max_batch: int = 8) -> FastAPI:
+    """A FastAPI app serving `assistant` under its registry name; `app.state.batcher` decodes."""
+    batcher = Batcher(assistant, batch_window_s, max_batch)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        batcher.stop()
+
+    app = FastAPI(title=f"diva serve: {assistant.name}", lifespan=lifespan)
+    app.state.batcher = batcher
     started = int(time.time())
 
-    def check(body: ChatRequest, authorization: str | None) -> tuple[Request, int]:
-        if api_key and authorization != f"Bearer {api_key}":
-            raise PermissionError("invalid or missing API key")
-        if body.model != assistant.name:
-            raise LookupError(f"model {body.model!r} is not served here; this server serves {assistant.name!r}")
-        max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_NEW_TOKENS
-        if not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
-            raise BadRequest(f"max_tokens must be between 1 and {MAX_TOKENS_LIMIT}")
-        request = parse_message(body.messages)
-        if request.transcript is not None and not assistant.accepts_text:
-            raise BadRequest(f"{assistant.name} answers audio only: send an input_audio part")
-        if request.audio is not None and not assistant.accepts_audio:
-            raise BadRequest(f"{assistant.name} reads text only: send the transcript as text")
-        return request, max_tokens
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, error: RequestValidationError):
+        return error_response(400, validation_message(error))
 
     @app.get("/v1/models")
     def models(authorization: str | None = Header(default=None)):
-        if api_key and authorization != f"Bearer {api_key}":
+        if not authorized(authorization, api_key):
             return error_response(401, "invalid or missing API key", "authentication_error")
         return {"object": "list", "data": [{"id": assistant.name, "object": "model", "created": started,
                                             "owned_by": "diva"}]}
 
     @app.post("/v1/chat/completions")
-    def chat(body: ChatRequest, authorization: str | None = Header(default=None)):
+    async def chat(request: HttpRequest):
+        if not authorized(request.headers.get("authorization"), api_key):
+            return error_response(401, "invalid or missing API key", "authentication_error")
+        if batcher.stopping:
+            return error_response(503, "the server is shutting down", "server_error")
         try:
-            request, max_tokens = check(body, authorization)
-        except PermissionError as error:
-            return error_response(401, str(error), "authentication_error")
-        except LookupError as error:
-            return error_response(404, str(error), "not_found_error")
+            raw = await read_body(request, max_body_bytes)
+            call = await run_in_threadpool(parse_chat, raw, assistant.name)  # decodes audio: off the loop
+            channel = Channel()
+            job = make_job(call, assistant, channel.put)
+        except BodyTooLarge as error:
+            return error_response(413, str(error), Connection="close")
         except BadRequest as error:
             return error_response(400, str(error))
+        except LookupError as error:
+            return error_response(404, str(error), "not_found_error")
+        batcher.submit(job)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if body.stream:
-            usage = bool((body.stream_options or {}).get("include_usage"))
-            events = stream_events(assistant, request, max_tokens, completion_id, created, usage)
-            return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache"})
-        stream = assistant.stream(request.audio, request.prompt, transcript=request.transcript,
-                                  max_new_tokens=max_tokens)
-        stream.text()
-        reply = stream.reply
+        max_tokens = call.options.max_new_tokens
+
+        def chunk(delta: dict, finish: str | None = None) -> str:
+            body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                    "model": assistant.name, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+        async def events():
+            yield chunk({"role": "assistant", "content": ""})
+            while True:
+                kind, payload = await channel.get()
+                if kind == "text":
+                    yield chunk({"content": payload})
+                    continue
+                if kind == "error" or batcher.stopping:  # headers are sent: report in-band, as OpenAI does
+                    message = str(payload) if kind == "error" else "the server is shutting down"
+                    yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
+                    return
+                break
+            yield chunk({}, finish_reason(payload, max_tokens))
+            if call.include_usage:
+                body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
+                        "model": assistant.name, "choices": [], "usage": usage(payload)}
+                yield f"data: {json.dumps(body)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        if call.stream:
+            return JobEventStream(events(), job)
+        try:
+            reply = await wait_reply(job, channel, request)
+        except ShuttingDown as error:
+            return error_response(503, str(error), "server_error")
+        except (ValueError, TemplateError) as error:  # what was sent cannot be answered (e.g. audio
+            return error_response(400, str(error))     # a backend cannot hear, turns its template refuses)
+        except Exception as error:  # noqa: BLE001 - an OpenAI-shaped 500 with the reason
+            return error_response(500, f"{type(error).__name__}: {error}", "server_error")
+        if reply is None:  # the client went away; nobody reads this
+            return error_response(499, "client closed the request")
+        if batcher.stopping:
+            return error_response(503, "the server is shutting down", "server_error")
         return {"id": completion_id, "object": "chat.completion", "created": created, "model": assistant.name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
-                             "finish_reason": finish_reason(reply.n_tokens, max_tokens)}],
-                "usage": usage_dict(reply.n_tokens)}
+                             "finish_reason": finish_reason(reply, max_tokens)}],
+                "usage": usage(reply)}
 
     return app
 
 
-def finish_reason(n_tokens: int, max_tokens: int) -> str:
-    return "length" if n_tokens >= max_tokens else "stop"
-
-
-def usage_dict(n_tokens: int) -> dict:
-    return {"prompt_tokens": 0, "completion_tokens": n_tokens, "total_tokens": n_tokens}
-
-
-def stream_events(assistant: VoiceAssistant, request: Request, max_tokens: int, completion_id: str,
-                  created: int, include_usage: bool) -> Iterator[str]:
-    """Server-sent events: a role chunk, one chunk per text delta, a finish chunk, [DONE]."""
-    def chunk(delta: dict, finish: str | None = None, **extra) -> str:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                "model": assistant.name, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-        return f"data: {json.dumps(body | extra, ensure_ascii=False)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
+async def wait_reply(job: Job, channel: Channel, request: HttpRequest, poll_s: float = 0.25) -> Reply | None:
+    """The job's reply; None (and the job cancelled) when the client disconnects first."""
     try:
-        stream = assistant.stream(request.audio, request.prompt, transcript=request.transcript,
-                                  max_new_tokens=max_tokens)
-        for delta in stream:
-            yield chunk({"content": delta})
-    except Exception as error:  # headers are sent: report in-band, as OpenAI does
-        yield f"data: {json.dumps({'error': {'message': str(error), 'type': 'server_error'}})}\n\n"
-        return
-    reply = stream.reply
-    yield chunk({}, finish_reason(reply.n_tokens, max_tokens))
-    if include_usage:
-        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                "model": assistant.name, "choices": [], "usage": usage_dict(reply.n_tokens)}
-        yield f"data: {json.dumps(body)}\n\n"
-    yield "data: [DONE]\n\n"
+        while True:
+            try:
+                kind, payload = await asyncio.wait_for(channel.get(), poll_s)
+            except asyncio.TimeoutError:
+                if await request.is_disconnected():
+                    return None
+                continue
+            if kind == "error":
+                raise payload
+            if kind == "done":
+                return payload
+    finally:
+        job.cancel()  # a no-op once it is done
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """uvicorn, where the first SIGTERM or Ctrl-C also ends every generation at its next token, so
+    open streams close and the process exits (status 0) without a second signal."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            app.state.batcher.stop()
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True
+            self.should_exit = True
+
+    Server(uvicorn.Config(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY`")
+    parser.add_argument("--max-body-mb", type=float, default=MAX_BODY_BYTES / 2**20,
+                        help="refuse larger request bodies with 413 (default 25)")
+    parser.add_argument("--batch-window-ms", type=float, default=20.0,
+                        help="how long concurrent requests are gathered into one batch (default 20)")
+    parser.add_argument("--max-batch", type=int, default=8, help="most requests decoded together (default 8)")
     args = parser.parse_args(argv)
 
     from diva.assistants import AssistantNotAvailable, load_assistant
@@ -207,9 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     except AssistantNotAvailable as error:
         return fail(error, UNAVAILABLE)
 
-    import uvicorn
     print(f"serving {assistant.name} at http://{args.host}:{args.port}/v1", flush=True)
-    uvicorn.run(build_app(assistant, args.api_key), host=args.host, port=args.port, log_level="info")
+    app = build_app(assistant, args.api_key, max_body_bytes=int(args.max_body_mb * 2**20),
+                    batch_window_s=args.batch_window_ms / 1000, max_batch=args.max_batch)
+    serve(app, args.host, args.port)
     return 0
 
 

@@ -40,11 +40,18 @@ def input_hash(transcript: str | None = None, audio: np.ndarray | None = None) -
 
 
 def answer_key(*, assistant: str, task: str, item_id: str, modality: str, prompt: str | None,
-               content: str, settings: dict) -> str:
-    """`content` is `input_hash(...)` of what the model hears or reads."""
-    payload = json.dumps({"assistant": assistant, "task": task, "item": item_id,
-                          "modality": modality, "prompt": prompt, "content": content,
-                          "settings": settings}, sort_keys=True)
+               content: str, settings: dict, options=None) -> str:
+    """`content` is `input_hash(...)` of what the model hears or reads. `options`
+    (diva.generation.GenerationOptions) enter the key by the settings that differ from greedy
+    decoding's defaults (the length is in `settings`), so sampled and greedy answers never share
+    a key, and greedy keys stay what they were."""
+    fields = {"assistant": assistant, "task": task, "item": item_id, "modality": modality,
+              "prompt": prompt, "content": content, "settings": settings}
+    changed = options.changed() if options is not None else {}
+    changed.pop("max_new_tokens", None)
+    if changed:
+        fields["generation"] = {k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()}
+    payload = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

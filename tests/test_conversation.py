@@ -8,7 +8,7 @@ import torch
 from diva.assistants import load_assistant
 from diva.reply import TokenClock
 from diva.assistants.diva import DivaAssistant
-from diva.generation import generate_ids
+from diva.generation import GenerationOptions, generate_ids
 from diva.testing import tiny_diva
 
 SAMPLE = Path(__file__).resolve().parents[1] / "diva" / "samples" / "capital_of_france.wav"
@@ -53,6 +53,19 @@ def test_cached_turn_equals_uncached_generation(assistant):
     assert torch.equal(cached._embeds, uncached._embeds)
 
 
+def test_a_turn_cut_at_a_stop_string_is_history_as_cut(assistant):
+    options = GenerationOptions(max_new_tokens=12, min_new_tokens=12)
+    whole = assistant.conversation().ask(clip(0), options=options).text
+    stop = whole[len(whole) // 2:len(whole) // 2 + 2]
+    cached, uncached = assistant.conversation(), assistant.conversation()
+    uncached.cache = None
+    for chat in (cached, uncached):
+        first = chat.ask(clip(0), options=options.replace(stop=(stop,)))
+        assert first.text == whole[:whole.index(stop)].strip() == chat.messages[-1]["content"]
+    assert cached.ask(clip(1), max_new_tokens=8).text == uncached.ask(clip(1), max_new_tokens=8).text
+    assert torch.equal(cached._embeds, uncached._embeds)
+
+
 def test_turns_need_exactly_one_input(assistant):
     chat = assistant.conversation()
     with pytest.raises(ValueError, match="either audio or a transcript"):
@@ -90,7 +103,7 @@ def test_cascade_conversation_hears_audio_turns():
 
 
 def test_a_bridge_that_drops_blanks_hands_a_conversation_turn_only_its_word_slots():
-    model = tiny_diva(n_queries=8, projection="whisper-vocab", bridge_blank="drop")
+    model = tiny_diva(n_queries=8, projection="whisper-vocab")
     audio = clip(3)
     states = model.speech_states([audio])
     read = model.projection.head_logits(states)[0].argmax(-1)
@@ -98,4 +111,4 @@ def test_a_bridge_that_drops_blanks_hands_a_conversation_turn_only_its_word_slot
     tokens, _ = DivaAssistant("tiny-drop", model).turn_content(audio)
     keep = model.project(states)[1][0]
     assert not keep[0] and tokens.shape[0] == int(keep.sum()) < 8
-    assert torch.allclose(tokens, model.projection(states)[0][keep])
+    assert torch.allclose(tokens, model.project(states)[0][0][keep])

@@ -1,15 +1,18 @@
 """The one interface for everything that answers speech.
 
 Every backend (DiVA, Whisper -> LLM cascade, text-only LLM, Qwen2-Audio, remote servers)
-implements `_generate` (a batch) and optionally `_stream` (one request, text deltas).
-Callers use:
+implements `_generate` (a batch); local ones also `run_jobs` (a batch whose rows stream and can
+be cancelled one by one, see diva.jobs). Callers use:
 
     assistant.generate(audios, prompts=None, max_new_tokens=...) -> list[str]
-    assistant.generate_replies(...)                              -> list[Reply] (with timing)
+    assistant.generate_replies(..., options=GenerationOptions(...)) -> list[Reply] (with timing)
     stream = assistant.stream(audio, prompt=None)                -> ReplyStream
     for delta in stream: ...                                     # text as it is produced
     stream.reply                                                 # Reply once exhausted
+    stream.close()                                               # stop early: generation ends
 
+`options` (diva.generation.GenerationOptions) say how replies are decoded (greedy by default,
+or seeded sampling, stop strings, ...); a bare `max_new_tokens=` still works.
 `transcripts=` asks the same backend in the text modality (its LLM reads the transcript),
 which is how the modality gap is measured; the `text` backend accepts only that.
 """
@@ -21,9 +24,10 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 from diva.audio import AudioInput
+from diva.generation import DEFAULT_MAX_NEW_TOKENS, GenerationOptions, as_options
 from diva.reply import Reply
 
-DEFAULT_MAX_NEW_TOKENS = 128
+__all__ = ["DEFAULT_MAX_NEW_TOKENS", "Reply", "ReplyStream", "Request", "VoiceAssistant", "make_requests"]
 
 
 @dataclass
@@ -35,11 +39,14 @@ class Request:
 
 
 class ReplyStream:
-    """Iterates over text deltas; `.reply` holds the full Reply once the stream is exhausted."""
+    """Iterates over text deltas; `.reply` holds the full Reply once the stream is exhausted.
+    `close()` (or leaving a `with` block) stops the generation behind it."""
 
-    def __init__(self, deltas: Iterator[str], finish: Callable[[str], Reply]):
+    def __init__(self, deltas: Iterator[str], finish: Callable[[str], Reply],
+                 on_close: Callable[[], None] | None = None):
         self._deltas = deltas
         self._finish = finish
+        self._on_close = on_close
         self._parts: list[str] = []
         self.reply: Reply | None = None
 
@@ -55,6 +62,19 @@ class ReplyStream:
             pass
         return self.reply.text
 
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+        close = getattr(self._deltas, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "ReplyStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 class VoiceAssistant(ABC):
     """Base class: batching, prompt/transcript plumbing, a lock per model, the streaming fallback."""
@@ -64,53 +84,69 @@ class VoiceAssistant(ABC):
     accepts_text: bool = True
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # one request at a time per model: 2 cores, no oversubscription
+        self._lock = threading.Lock()  # one batch at a time per model: 2 cores, no oversubscription
 
     # ---- what backends implement -------------------------------------------------------
     @abstractmethod
-    def _generate(self, requests: list[Request], max_new_tokens: int) -> list[Reply]:
+    def _generate(self, requests: list[Request], options: GenerationOptions) -> list[Reply]:
         """Answer a batch of requests."""
 
-    def _stream(self, request: Request, max_new_tokens: int) -> ReplyStream:
-        """Stream one request. Fallback: generate, then yield the whole text at once."""
-        replies: list[Reply] = []
+    def run_jobs(self, jobs: list) -> None:
+        """Answer diva.jobs.Job's (the caller holds the lock). Fallback: `_generate` per job, a
+        streamed reply shown whole at once; single turns only."""
+        for job in jobs:
+            if job.turns is not None:
+                raise ValueError(f"{self.name} answers single questions, not conversations")
+            if job.cancelled.is_set():
+                job.finish(Reply(text=""))
+                continue
+            reply = self._generate([job.request], job.options)[0]
+            if job.streamed:
+                job.show(reply.text)
+                reply.text = job.shown_text()
+            job.finish(reply)
 
-        def deltas() -> Iterator[str]:
-            replies.extend(self._generate([request], max_new_tokens))
-            yield replies[0].text
+    def _stream(self, request: Request, options: GenerationOptions) -> ReplyStream:
+        """Stream one request: a job decoded in its own thread, which holds the lock only while
+        decoding (closing the stream cancels it)."""
+        from diva.jobs import Job
+        job = Job(request, options, streamed=True)
+        stream = job.stream()
 
-        return ReplyStream(deltas(), lambda text: replies[0])
+        def work() -> None:
+            try:
+                with self._lock:
+                    self.run_jobs([job])
+            except BaseException as error:  # surfaced in the reader's thread
+                job.fail(error)
+
+        threading.Thread(target=work, daemon=True, name=f"stream-{self.name}").start()
+        return stream
 
     # ---- what callers use ----------------------------------------------------------------
     def generate_replies(self, audios: Sequence[AudioInput] | None = None,
                          prompts: Sequence[str | None] | None = None, *,
-                         transcripts: Sequence[str] | None = None,
-                         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[Reply]:
+                         transcripts: Sequence[str] | None = None, max_new_tokens: int | None = None,
+                         options: GenerationOptions | None = None) -> list[Reply]:
         requests = make_requests(audios, prompts, transcripts)
         for request in requests:
             self._check(request)
         with self._lock:
-            return self._generate(requests, max_new_tokens)
+            return self._generate(requests, as_options(options, max_new_tokens))
 
     def generate(self, audios: Sequence[AudioInput] | None = None,
                  prompts: Sequence[str | None] | None = None, *,
-                 transcripts: Sequence[str] | None = None,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> list[str]:
+                 transcripts: Sequence[str] | None = None, max_new_tokens: int | None = None,
+                 options: GenerationOptions | None = None) -> list[str]:
         return [r.text for r in self.generate_replies(audios, prompts, transcripts=transcripts,
-                                                      max_new_tokens=max_new_tokens)]
+                                                      max_new_tokens=max_new_tokens, options=options)]
 
     def stream(self, audio: AudioInput | None = None, prompt: str | None = None, *,
-               transcript: str | None = None,
-               max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS) -> ReplyStream:
+               transcript: str | None = None, max_new_tokens: int | None = None,
+               options: GenerationOptions | None = None) -> ReplyStream:
         request = Request(audio=audio, prompt=prompt, transcript=transcript)
         self._check(request)
-        inner = self._stream(request, max_new_tokens)
-
-        def locked() -> Iterator[str]:
-            with self._lock:
-                yield from inner
-
-        return ReplyStream(locked(), lambda text: inner.reply)
+        return self._stream(request, as_options(options, max_new_tokens))
 
     def _check(self, request: Request) -> None:
         if request.transcript is not None:

@@ -1,4 +1,7 @@
-"""DiVA as an assistant: audio -> virtual tokens -> the frozen LLM."""
+"""DiVA as an assistant: audio -> virtual tokens -> the frozen LLM.
+
+When the vocabulary bridge reads its slots as text, replies carry that reading as their
+transcript (what DiVA heard)."""
 from __future__ import annotations
 
 import torch
@@ -13,10 +16,11 @@ class DivaAssistant(LocalLLMAssistant):
         self.model = model.eval()
 
     def _audio_inputs(self, audios, prompts):
-        embeds, mask = self.model.speech_inputs(audios, prompts)
-        return {"inputs_embeds": embeds, "attention_mask": mask}, None
+        virtual, keep, heard = self.model.read_speech_heard(self.model.speech_states(audios))
+        embeds, mask = self.model.audio_inputs(virtual, prompts, keep)
+        return {"inputs_embeds": embeds, "attention_mask": mask}, heard
 
     def turn_content(self, audio):
         with torch.no_grad():
-            virtual, keep = self.model.read_speech(self.model.speech_states([audio]))
-            return (virtual[0] if keep is None else virtual[0][keep[0]]), None
+            virtual, keep, heard = self.model.read_speech_heard(self.model.speech_states([audio]))
+            return (virtual[0] if keep is None else virtual[0][keep[0]]), (heard[0] if heard else None)

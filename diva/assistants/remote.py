@@ -16,8 +16,9 @@ from typing import Iterator
 import httpx
 
 from diva.assistants.base import ReplyStream, Request, VoiceAssistant
-from diva.reply import Reply, TokenClock
 from diva.audio import SAMPLE_RATE, load_audio
+from diva.generation import GenerationOptions
+from diva.reply import Reply, TokenClock
 
 
 class RemoteError(RuntimeError):
@@ -58,10 +59,20 @@ class RemoteAssistant(VoiceAssistant):
                                     timeout=httpx.Timeout(timeout_s, connect=10.0))
         self._lock = _NoLock()  # the server queues requests; parallel calls are fine here
 
-    def _body(self, request: Request, max_new_tokens: int, stream: bool) -> dict:
-        return {"model": self.model, "stream": stream, "max_tokens": max_new_tokens,
-                "temperature": self.temperature,
+    def _body(self, request: Request, options: GenerationOptions, stream: bool) -> dict:
+        """The options as OpenAI's fields (top_k, min_tokens and repetition_penalty as vLLM's
+        extras, sent only when set); greedy options use the temperature given at construction."""
+        body = {"model": self.model, "stream": stream, "max_tokens": options.max_new_tokens,
+                "temperature": options.temperature if options.sampling else self.temperature,
                 "messages": [{"role": "user", "content": user_content(request)}]}
+        changed = options.changed()
+        for ours, theirs in (("top_p", "top_p"), ("seed", "seed"), ("top_k", "top_k"),
+                             ("min_new_tokens", "min_tokens"), ("repetition_penalty", "repetition_penalty")):
+            if ours in changed:
+                body[theirs] = changed[ours]
+        if options.stop:
+            body["stop"] = list(options.stop)
+        return body
 
     def _post(self, body: dict) -> dict:
         response = self._client.post("/chat/completions", json=body)
@@ -69,11 +80,11 @@ class RemoteAssistant(VoiceAssistant):
             raise RemoteError(f"{self.name}: HTTP {response.status_code}: {response.text[:300]}")
         return response.json()
 
-    def _generate(self, requests: list[Request], max_new_tokens: int) -> list[Reply]:
+    def _generate(self, requests: list[Request], options: GenerationOptions) -> list[Reply]:
         replies = []
         for request in requests:
             clock = TokenClock()
-            data = self._post(self._body(request, max_new_tokens, stream=False))
+            data = self._post(self._body(request, options, stream=False))
             try:
                 text = data["choices"][0]["message"]["content"] or ""
             except (KeyError, IndexError, TypeError):
@@ -85,12 +96,12 @@ class RemoteAssistant(VoiceAssistant):
             replies.append(reply)
         return replies
 
-    def _stream(self, request: Request, max_new_tokens: int) -> ReplyStream:
+    def _stream(self, request: Request, options: GenerationOptions) -> ReplyStream:
         clock = TokenClock()
         usage: dict = {}
 
         def deltas() -> Iterator[str]:
-            body = self._body(request, max_new_tokens, stream=True)
+            body = self._body(request, options, stream=True)
             with self._client.stream("POST", "/chat/completions", json=body) as response:
                 if response.status_code != 200:
                     raise RemoteError(f"{self.name}: HTTP {response.status_code}: "

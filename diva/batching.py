@@ -1,0 +1,106 @@
+"""Concurrent requests to one model, decoded together.
+
+Jobs submitted while the model is busy, or within `window_s` of the one before (up to
+`max_wait_s` after the first), are gathered (up to `max_batch`) and decoded as one left-padded
+batch per kind of job (audio, transcript, chat, and equal decoding settings); every row streams
+to its own listener and ends on its own, and a cancelled row (its client went away) stops at its
+next token. Batches are static: a job that arrives while a batch is decoding waits for the next.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter
+
+from diva.jobs import Job
+
+
+class ShuttingDown(RuntimeError):
+    """The server stopped before this job was answered."""
+
+
+class Batcher:
+    def __init__(self, assistant, window_s: float = 0.02, max_batch: int = 8, max_wait_s: float | None = None):
+        self.assistant = assistant
+        self.window_s = window_s
+        self.max_wait_s = 10 * window_s if max_wait_s is None else max_wait_s
+        self.max_batch = max(1, max_batch)
+        self.batch_sizes: Counter[int] = Counter()   # decoded batches by size
+        self._queue: queue.Queue[Job | None] = queue.Queue()
+        self._running: list[Job] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=f"batcher-{assistant.name}")
+        self._thread.start()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def submit(self, job: Job) -> Job:
+        if self.stopping:
+            job.fail(ShuttingDown("the server is shutting down"))
+        else:
+            self._queue.put(job)
+        return job
+
+    def stop(self) -> None:
+        """Answer nothing more: queued jobs fail, running ones end at their next token."""
+        self._stopping.set()
+        for job in list(self._running):
+            job.cancel()
+        self._queue.put(None)
+
+    def _gather(self) -> list[Job]:
+        first = self._queue.get()
+        if first is None:
+            return []
+        jobs, last = [first], max(first.submitted, time.perf_counter() - self.window_s)
+        while len(jobs) < self.max_batch:
+            deadline = min(last + self.window_s, first.submitted + self.max_wait_s)
+            try:
+                job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                break
+            if job is None:
+                self._queue.put(None)
+                break
+            jobs.append(job)
+            last = time.perf_counter()
+        return jobs
+
+    def _loop(self) -> None:
+        while not self.stopping:
+            jobs = self._gather()
+            groups: dict[tuple, list[Job]] = {}
+            for job in jobs:
+                groups.setdefault(job.batch_key(), []).append(job)
+            for group in groups.values():
+                self._run(group)
+        self._drain()
+
+    def _run(self, jobs: list[Job]) -> None:
+        self._running = jobs  # before the check: a stop() from now on cancels them
+        if self.stopping:
+            for job in jobs:
+                job.fail(ShuttingDown("the server is shutting down"))
+            self._running = []
+            return
+        try:
+            with self.assistant._lock:
+                self.assistant.run_jobs(jobs)
+            self.batch_sizes[len(jobs)] += 1
+        except Exception as error:  # every job of the batch hears of it
+            for job in jobs:
+                job.fail(error)
+        finally:
+            self._running = []
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None:
+                job.fail(ShuttingDown("the server is shutting down"))
