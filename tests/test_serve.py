@@ -137,7 +137,7 @@ def test_stop_cuts_the_reply(client):
     assert reply.usage.completion_tokens < len(whole.split()) + 8
 
 
-def test_dropped_streams_stop_their_generation(client):
+def test_dropped_streams_and_requests_stop_their_generation(client):
     plain = [{"role": "user", "content": "What is the capital of France?"}]
     start = time.perf_counter()
     ask(client, plain, max_tokens=12)
@@ -148,8 +148,11 @@ def test_dropped_streams_stop_their_generation(client):
             {"role": "user", "content": "Count from one to one thousand."}], stream=True, **endless)
         first_words(stream)
         stream.close()
+    with pytest.raises(openai.APITimeoutError):  # a client that stops waiting for a whole reply
+        client.with_options(timeout=5).chat.completions.create(
+            model="cascade-mini", messages=[{"role": "user", "content": "Count to one thousand."}], **endless)
     start = time.perf_counter()
-    ask(client, plain, max_tokens=12)
+    ask(client.with_options(timeout=2 * usual + 20), plain, max_tokens=12)
     assert time.perf_counter() - start < 2 * usual + 20
 
 
