@@ -13,7 +13,7 @@ TOML = """
 db = "sqlite:///votes.db"
 store_audio = false
 max_new_tokens = 32
-fallbacks = ["diva-mini-untrained"]
+fallbacks = ["diva-mini-whisper"]
 [limits]
 max_upload_mb = 5
 battles_per_minute = 3

@@ -43,16 +43,29 @@ def test_cascade_stream_matches_generate(question):
     assert stream.reply.transcript and stream.reply.tokens_per_s > 0
 
 
-def test_untrained_diva_runs_on_the_real_models(question):
-    diva = load_assistant("diva-mini-untrained")
-    assert diva.model.config.n_queries == 32
+def test_shipped_diva_runs_on_the_real_models(question):
+    diva = load_assistant("diva-mini")
+    assert diva.model.config.n_queries == 32 and diva.model.config.projection == "linear"
     outputs = diva.generate([question, question[: question.size // 2]], max_new_tokens=6)
     assert len(outputs) == 2 and all(isinstance(o, str) for o in outputs)
 
 
-def test_missing_checkpoint_says_how_to_train(tmp_path):
-    register("diva-missing", AssistantSpec("diva", checkpoint=str(tmp_path / "none"), train_hint="run make train-mini"))
-    with pytest.raises(AssistantNotAvailable, match="make train-mini"):
+def test_a_checkpoint_folder_loads_without_a_registry_entry():
+    from diva.assistants.registry import ASSISTANTS
+    folder = str(ROOT / "checkpoints" / "sft-mini")
+    assert folder not in ASSISTANTS
+    assert load_assistant(folder).model.config.n_queries == 32
+
+
+def test_the_registry_is_short_and_says_what_each_assistant_is():
+    from diva.assistants.registry import ASSISTANTS
+    assert len(ASSISTANTS) <= 10
+    assert all(10 < len(spec.description) <= 140 for spec in ASSISTANTS.values())
+
+
+def test_missing_checkpoint_says_where_its_config_is(tmp_path):
+    register("diva-missing", AssistantSpec("diva", checkpoint=str(tmp_path / "none")))
+    with pytest.raises(AssistantNotAvailable, match="train/configs/"):
         load_assistant("diva-missing")
 
 

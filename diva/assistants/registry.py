@@ -39,14 +39,14 @@ ASSISTANTS: dict[str, AssistantSpec] = {
         "cascade", "the cascade with diva-mini-whisper-beam's LLM rescoring of Whisper's 8-best: the fair "
         "control for it", llm=MINI_LLM, encoder=MINI_ENCODER, options={"n_best": 8}),
     "diva-mini": AssistantSpec(
-        "diva", "the paper's recipe at CPU scale (tiny.en + SmolLM2, 32 queries): replies start like the "
-        "teacher's, content words do not come through (0% answered)", checkpoint=str(CHECKPOINTS / "diva-mini")),
+        "diva", "the paper's recipe at CPU scale: replies start like the teacher's, but the content words "
+        "do not come through (0% answered)", checkpoint=str(CHECKPOINTS / "diva-mini")),
     "diva-mini-whisper": AssistantSpec(
         "diva", "connector trained with CTC behind the vocabulary bridge, read greedily: 65.8% answered "
         "(cascade 73.7%)", checkpoint=str(CHECKPOINTS / "diva-mini-whisper")),
     "diva-mini-whisper-beam": AssistantSpec(
-        "diva", "the same connector read by the LLM-rescored CTC beam: 78.9% answered on the test voices "
-        "(cascade 73.7%), but 41 vs 45 of 80 on unheard voices", checkpoint=str(CHECKPOINTS / "diva-mini-whisper"),
+        "diva", "the same connector read by an LLM-rescored CTC beam: 78.9% answered on the test voices "
+        "(cascade 73.7%), fewer on unheard ones", checkpoint=str(CHECKPOINTS / "diva-mini-whisper"),
         options={"bridge_decode": "llm-beam"}),
     "diva-llama3-8b": AssistantSpec(
         "diva", "the released DiVA (whisper-large-v3 + Llama 3 8B Instruct); needs the network and a GPU",
