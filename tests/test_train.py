@@ -12,7 +12,6 @@ import torch
 import yaml
 
 from diva import voices as V
-from train.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["What is the capital of France?", "The cat sat on the mat.", "How do you bake bread?",
