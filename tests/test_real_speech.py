@@ -62,7 +62,7 @@ def test_wer_by_hand():
                          "Please center your password followed by pound key now") == (3, 9)
     assert M.word_errors("seven", "") == (1, 1)
     task = get_task("real-speech-asr")
-    items = R.real_speech_asr(data_dir=str(FIXTURE))
+    items = sorted(R.real_speech_asr(data_dir=str(FIXTURE)), key=lambda it: it.item_id)
     records, found = scoring.score_items(task, items, ["Please enter your password followed by the pound key",
                                                        "Call waiting", "heaven"])
     wer = {m.name: m for m in found}["wer"]

@@ -23,6 +23,7 @@ from diva.audio import SAMPLE_RATE
 from diva.bridge import InferenceOptions, pick_question
 
 DEFAULTS = InferenceOptions()
+MAX_NEW_TOKENS = 128  # 30 s of speech is well under; stops a hypothesis that loops
 
 
 class RescoredCascadeAssistant(CascadeAssistant):
@@ -42,20 +43,30 @@ class RescoredCascadeAssistant(CascadeAssistant):
 
     @torch.no_grad()
     def n_best_list(self, audios) -> list[list[tuple[str, float]]]:
-        """Per clip, Whisper's beam hypotheses [(text, total log-prob)], best first."""
+        """Per clip, Whisper's beam hypotheses [(text, total log-prob)], best first. The encoder runs
+        once; the log-probs come from one teacher-forced pass per clip (keeping the search's
+        per-step scores would hold steps x beams x vocabulary floats: gigabytes on a long clip)."""
         batch = self.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         features = batch.input_features.to(self.whisper.device, self.whisper.dtype)
+        encoded = self.whisper.get_encoder()(features)
         prompt = torch.tensor([self.prompt_ids()] * len(audios), device=self.whisper.device)
         config = copy.deepcopy(self.whisper.generation_config)
         config.update(num_beams=self.n_best, num_return_sequences=self.n_best, do_sample=False,
-                      output_scores=True, return_dict_in_generate=True)
-        out = GenerationMixin.generate(self.whisper, input_features=features, decoder_input_ids=prompt,
-                                       generation_config=config)
-        steps = self.whisper.compute_transition_scores(out.sequences, out.scores, out.beam_indices,
-                                                       normalize_logits=False)
-        texts = self.whisper_tokenizer.batch_decode(out.sequences, skip_special_tokens=True)
-        scored = [(t.strip(), float(s.sum())) for t, s in zip(texts, steps)]
-        return [scored[i:i + self.n_best] for i in range(0, len(scored), self.n_best)]
+                      max_new_tokens=min(MAX_NEW_TOKENS, self.whisper.config.max_target_positions - prompt.shape[1]))
+        sequences = GenerationMixin.generate(self.whisper, encoder_outputs=encoded, decoder_input_ids=prompt,
+                                             generation_config=config)
+        out = []
+        for i in range(len(audios)):
+            rows = sequences[i * self.n_best:(i + 1) * self.n_best]
+            states = encoded.last_hidden_state[i:i + 1].expand(len(rows), -1, -1)
+            logits = self.whisper(encoder_outputs=(states,), decoder_input_ids=rows[:, :-1]).logits
+            token_lp = logits.float().log_softmax(-1).gather(-1, rows[:, 1:, None])[..., 0]
+            done = (rows[:, 1:] == config.eos_token_id).long().cumsum(1)
+            counted = (torch.arange(rows.shape[1] - 1, device=rows.device) >= prompt.shape[1] - 1) & \
+                      ((done == 0) | ((done == 1) & (rows[:, 1:] == config.eos_token_id)))
+            texts = self.whisper_tokenizer.batch_decode(rows, skip_special_tokens=True)
+            out.append([(t.strip(), float(lp)) for t, lp in zip(texts, (token_lp * counted).sum(1))])
+        return out
 
     def transcribe(self, audios) -> list[str]:
         """Per clip, the n-best transcript the LLM prefers."""
