@@ -1,10 +1,12 @@
 """Concurrent requests to one model, decoded together.
 
-Jobs submitted while the model is busy, or within `window_s` of the one before (up to
-`max_wait_s` after the first), are gathered (up to `max_batch`) and decoded as one left-padded
-batch per kind of job (audio, transcript, chat, and equal decoding settings); every row streams
-to its own listener and ends on its own, and a cancelled row (its client went away) stops at its
-next token. Batches are static: a job that arrives while a batch is decoding waits for the next.
+Jobs submitted while the model is busy, or within `window_s` of the one before, are gathered (up
+to `max_batch`) and decoded as one left-padded batch per kind of job (audio, transcript, chat, and
+equal decoding settings); every row streams to its own listener and ends on its own, and a
+cancelled row (its client went away) stops at its next token. Batches are static: a job that
+arrives while a batch is decoding waits for the next. So that clients who wait for their answer
+before asking again are not split into batches that take turns, a round waits up to `max_wait_s`
+for as many jobs as the round before had.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Batcher:
         self.batch_sizes: Counter[int] = Counter()   # decoded batches by size
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._running: list[Job] = []
+        self._last_round = 1
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name=f"batcher-{assistant.name}")
         self._thread.start()
@@ -52,12 +55,15 @@ class Batcher:
         self._queue.put(None)
 
     def _gather(self) -> list[Job]:
+        called = time.perf_counter()
         first = self._queue.get()
         if first is None:
             return []
-        jobs, last = [first], max(first.submitted, time.perf_counter() - self.window_s)
+        now = time.perf_counter()
+        expected = self._last_round if now - called < self.max_wait_s else 1  # the last round's clients, back
+        jobs, last = [first], now
         while len(jobs) < self.max_batch:
-            deadline = min(last + self.window_s, first.submitted + self.max_wait_s)
+            deadline = called + self.max_wait_s if len(jobs) < expected else last + self.window_s
             try:
                 job = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
             except queue.Empty:
@@ -67,6 +73,7 @@ class Batcher:
                 break
             jobs.append(job)
             last = time.perf_counter()
+        self._last_round = len(jobs)
         return jobs
 
     def _loop(self) -> None:

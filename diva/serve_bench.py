@@ -16,6 +16,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}/v1"
-    server = start_server(args.assistant, port, args.out / "serve_bench_server.log")
+    server = start_server(args.assistant, port, Path(tempfile.mkdtemp(prefix="serve-bench-")) / "server.log")
     try:
         levels = [int(c) for c in args.clients.split(",")]
         run_level(url, args.assistant, clips, max(levels), max(levels), 8)  # warm-up, batched and not
