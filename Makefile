@@ -34,6 +34,7 @@ ask: assets
 # speed and memory, as ratios against a baseline measured in the same process (results/bench/)
 bench: assets
 	$(PY) -m diva.bench
+	$(PY) -m diva.serve_bench
 	$(PY) -m eval.bench
 
 bench-train: assets
