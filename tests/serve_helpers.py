@@ -46,3 +46,18 @@ def raw_request(port: int, headers: dict, chunks: list[bytes] = (), timeout_s: f
             sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
         status = sock.recv(64).split(b" ")
     return int(status[1])
+
+
+@contextmanager
+def prefill_lengths(llm):
+    """Record the sequence length of every forward of `llm`'s decoder (how many positions it computes)."""
+    lengths: list[int] = []
+
+    def record(module, args, kwargs):
+        x = kwargs["inputs_embeds"] if kwargs.get("inputs_embeds") is not None else kwargs["input_ids"]
+        lengths.append(x.shape[1])
+    hook = llm.model.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        yield lengths
+    finally:
+        hook.remove()

@@ -10,6 +10,7 @@ from diva.chat import Turn, chat_inputs
 from diva.generation import GenerationOptions
 from diva.jobs import Job
 from diva.testing import tiny_diva
+from serve_helpers import prefill_lengths
 
 OPTIONS = GenerationOptions(max_new_tokens=6, min_new_tokens=6)
 
@@ -56,19 +57,12 @@ def test_a_continued_conversation_prefills_only_its_new_positions(model):
     first = answer(warm, job)
     turns = [Turn("user", "Hello", clip(0)), Turn("assistant", first), Turn("user", "What is the capital of France?")]
     total = chat_inputs(warm, turns)[0].shape[0]
-    lengths = []
-    hook = model.llm.model.register_forward_pre_hook(
-        lambda module, args, kwargs: lengths.append(
-            (kwargs["inputs_embeds"] if kwargs.get("inputs_embeds") is not None else kwargs["input_ids"]).shape[1]),
-        with_kwargs=True)
-    try:
+    with prefill_lengths(model.llm) as lengths:
         second = answer(warm, Job(turns=turns, options=OPTIONS))
         assert lengths[0] <= total - job.reply.prompt_tokens  # the first turn's prompt came from the cache
         lengths.clear()
         assert answer(cold, Job(turns=turns, options=OPTIONS)) == second  # computed whole: the same reply
         assert lengths[0] == total
-    finally:
-        hook.remove()
 
 
 def test_an_unrelated_conversation_does_not_take_a_stored_cache(model):

@@ -10,6 +10,7 @@ from diva.reply import TokenClock
 from diva.assistants.diva import DivaAssistant
 from diva.generation import GenerationOptions, generate_ids
 from diva.testing import tiny_diva
+from serve_helpers import prefill_lengths
 
 SAMPLE = Path(__file__).resolve().parents[1] / "diva" / "samples" / "capital_of_france.wav"
 
@@ -25,18 +26,11 @@ def assistant():
 
 def test_later_turns_prefill_only_their_new_positions(assistant):
     chat = assistant.conversation()
-    lengths = []
-    hook = assistant.llm.model.register_forward_pre_hook(
-        lambda module, args, kwargs: lengths.append(
-            (kwargs["inputs_embeds"] if kwargs.get("inputs_embeds") is not None else kwargs["input_ids"]).shape[1]),
-        with_kwargs=True)
-    try:
+    with prefill_lengths(assistant.llm) as lengths:
         chat.ask(clip(0), max_new_tokens=6)
         history = chat.n_positions
         lengths.clear()
         chat.ask(clip(1), prompt="Hello", max_new_tokens=6)
-    finally:
-        hook.remove()
     # the first forward of turn 2 covers the new user turn only, not the history before it
     assert lengths[0] < chat.n_positions - history + 2
     assert chat.cache.get_seq_length() >= history
