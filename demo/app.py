@@ -55,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except RuntimeError as error:  # fewer than two models load here
         return fail(error, UNAVAILABLE)
     print(f"arena: {', '.join(arena.contestants)}; votes -> {config.db}", flush=True)
-    launch(arena, args.host, args.port, auth)
+    try:
+        launch(arena, args.host, args.port, auth)
+    finally:
+        arena.close()
     return 0
 
 

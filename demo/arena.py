@@ -1,10 +1,14 @@
 """The A/B arena's logic: two anonymous assistants answer the same spoken question side by side;
 people vote. All state lives in an `Arena` object (config, vote store, loaded assistants, rate
-limiter); the page is `demo.ui`, the command `python -m demo.app`.
+limiter); the page is `demo.ui`, the command `python -m demo.app`. Local models answer from their
+own server processes (demo.workers) unless the config says `processes = false`; each model
+decodes with its own generation options, which are stored with every battle.
 """
 from __future__ import annotations
 
 import collections
+import contextlib
+import json
 import os
 import queue
 import random
@@ -20,6 +24,7 @@ import numpy as np
 
 from demo.config import ArenaConfig, ModelSpec
 from demo.store import Battle, VoteError, VoteStore
+from demo.workers import ModelWorker
 from diva.assistants.base import VoiceAssistant
 from diva.audio import SAMPLE_RATE, AudioError, load_audio
 
@@ -99,22 +104,40 @@ class Arena:
         self.assistants: dict[str, VoiceAssistant] = dict(assistants or {})
         self.contestants: dict[str, ModelSpec] = {}
         self.unavailable: dict[str, str] = {}
+        self.workers: dict[str, ModelWorker] = {}
         self.limiter = RateLimiter(config.limits.battles_per_minute)
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
 
     # ---- models ----------------------------------------------------------------------------
+    def _in_worker(self, spec: ModelSpec) -> bool:
+        return self.config.processes and spec.kind == "local" and spec.name not in self.assistants
+
     def _load(self, spec: ModelSpec) -> VoiceAssistant:
         if spec.name in self.assistants:
             return self.assistants[spec.name]
         if spec.kind == "remote":
             from diva.assistants.remote import RemoteAssistant
             return RemoteAssistant(spec.name, spec.base_url, spec.model or spec.name, spec.api_key)
+        if self.config.processes:
+            worker = self.workers.get(spec.name) or self._start_worker(spec.name)
+            return worker.wait_ready()
         from diva.assistants import load_assistant
         return load_assistant(spec.name)
 
+    def _start_worker(self, name: str) -> ModelWorker:
+        from diva.assistants.registry import find_assistant
+        find_assistant(name)  # an unknown name fails here, not in a process started for nothing
+        self.workers[name] = ModelWorker(name, Path(self.config.audio_dir).parent / "workers")
+        return self.workers[name]
+
     def prepare(self) -> "Arena":
-        """Load every configured model (remote ones are only built); fallbacks fill in for failures."""
+        """Load every configured model (remote ones are only built; local ones start in their own
+        processes, all at once); fallbacks fill in for failures."""
+        for spec in self.config.models:
+            if self._in_worker(spec):
+                with contextlib.suppress(Exception):  # _add below reports it
+                    self._start_worker(spec.name)
         for spec in self.config.models:
             self._add(spec)
         fallbacks = [n for n in self.config.fallbacks if n not in {m.name for m in self.config.models}]
@@ -123,9 +146,16 @@ class Arena:
             print(f"arena: fewer than two models loaded; trying the fallback {name}", flush=True)
             self._add(ModelSpec(name))
         if len(self.contestants) < 2:
+            self.close()
             raise RuntimeError(f"the arena needs two models that load; got {list(self.contestants)}; "
                                f"unavailable: {self.unavailable}")
         return self
+
+    def close(self) -> None:
+        """Stop the model worker processes."""
+        for worker in self.workers.values():
+            worker.stop()
+        self.workers.clear()
 
     def _add(self, spec: ModelSpec) -> None:
         try:
@@ -135,6 +165,8 @@ class Arena:
         except Exception as error:  # noqa: BLE001 - any load failure just leaves the model out
             self.unavailable[spec.name] = f"{type(error).__name__}: {error}"
             print(f"arena: {spec.name} is unavailable: {error}", flush=True)
+            if spec.name in self.workers:
+                self.workers.pop(spec.name).stop()
             return
         self.assistants[spec.name] = assistant
         self.contestants[spec.name] = spec
@@ -184,6 +216,11 @@ class Arena:
                              f"{limits.max_prompt_chars}.")
         return samples, prompt
 
+    def options(self, model: str):
+        """The generation options `model` decodes with in battles."""
+        spec = self.contestants.get(model) or ModelSpec(model)
+        return self.config.options(spec)
+
     def race(self, samples: np.ndarray, prompt: str | None, models: tuple[str, str]) -> Iterator[list[Side]]:
         """Both models answer at once, each in its own thread; yields both sides as text arrives."""
         sides = [Side(m) for m in models]
@@ -192,8 +229,7 @@ class Arena:
 
         def run(i: int) -> None:
             try:
-                stream = self.assistants[models[i]].stream(samples, prompt,
-                                                           max_new_tokens=self.config.max_new_tokens)
+                stream = self.assistants[models[i]].stream(samples, prompt, options=self.options(models[i]))
                 for delta in stream:
                     events.put((i, "delta", delta, time.perf_counter() - start))
                 events.put((i, "done", None, time.perf_counter() - start))
@@ -224,7 +260,8 @@ class Arena:
         return self.store.add_battle(Battle(
             session_id=session_id, audio_sha256=sha, audio_path=path, audio_s=samples.size / SAMPLE_RATE,
             prompt=prompt, model_a=a.model, model_b=b.model, response_a=a.text, response_b=b.text,
-            ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s))
+            ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s,
+            options_a=options_json(self.options(a.model)), options_b=options_json(self.options(b.model))))
 
     def vote(self, state: BattleState, outcome: str, reason: str | None, voter: str | None = None,
              session: str | None = None) -> None:
@@ -241,3 +278,9 @@ class Arena:
         except VoteError as error:
             raise ArenaError(str(error)) from None
         state.voted = True
+
+
+def options_json(options) -> str:
+    """Generation options as stored with a battle: every field, so a row says exactly how it was decoded."""
+    from dataclasses import asdict
+    return json.dumps(asdict(options), sort_keys=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from diva.errors import UsageError, unknown_key
+from diva.generation import GenerationOptions
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = Path(__file__).with_name("arena.toml")
@@ -28,6 +29,7 @@ class ModelSpec:
     base_url: str | None = None    # remote only, e.g. http://127.0.0.1:8001/v1
     model: str | None = None       # remote model id (defaults to `name`)
     api_key_env: str | None = None
+    generation: GenerationOptions | None = None   # how its replies are decoded (None: greedy)
 
     def __post_init__(self):
         if self.kind not in ("local", "remote"):
@@ -61,6 +63,7 @@ class ArenaConfig:
     limits: Limits = field(default_factory=Limits)
     pair_weights: dict[tuple[str, str], float] = field(default_factory=dict)
     fallbacks: tuple[str, ...] = ()   # local assistants that step in while fewer than two models load
+    processes: bool = True            # each local model in its own server process (demo.workers)
 
     def __post_init__(self):
         names = [m.name for m in self.models]
@@ -77,6 +80,10 @@ class ArenaConfig:
             if key in self.pair_weights:
                 return self.pair_weights[key]
         return a.weight * b.weight
+
+    def options(self, spec: ModelSpec) -> GenerationOptions:
+        """How `spec` decodes: its own generation options, else greedy up to max_new_tokens."""
+        return spec.generation or GenerationOptions(max_new_tokens=self.max_new_tokens)
 
     def resolved(self, root: Path) -> "ArenaConfig":
         """The same config with a relative SQLite path and audio folder taken from `root`."""
@@ -95,7 +102,7 @@ def parse_pair(key: str) -> tuple[str, str]:
     return parts[0], parts[1]
 
 
-SCALARS = ("db", "audio_dir", "store_audio", "max_new_tokens")
+SCALARS = ("db", "audio_dir", "store_audio", "max_new_tokens", "processes")
 TOP_KEYS = (*SCALARS, "models", "limits", "pair_weights", "fallbacks")
 
 
@@ -113,12 +120,29 @@ def config_from_dict(raw: dict) -> ArenaConfig:
         check_keys(model, [f.name for f in fields(ModelSpec)], "models.")
         if "name" not in model:
             raise ConfigError(f"a [[models]] entry has no name: {model}")
-    models = tuple(ModelSpec(**m) for m in raw.get("models", []))
+    max_new_tokens = raw.get("max_new_tokens", ArenaConfig.max_new_tokens)
+    models = tuple(ModelSpec(**{**m, "generation": generation_options(m, max_new_tokens)})
+                   for m in raw.get("models", []))
     limits = Limits(**raw.get("limits", {}))
     pairs = {parse_pair(k): float(v) for k, v in raw.get("pair_weights", {}).items()}
     scalars = {k: raw[k] for k in SCALARS if k in raw}
     return ArenaConfig(models=models, limits=limits, pair_weights=pairs,
                        fallbacks=tuple(raw.get("fallbacks", ())), **scalars)
+
+
+def generation_options(model: dict, max_new_tokens: int) -> GenerationOptions | None:
+    """A [[models]] entry's `generation` table as options (max_new_tokens from the arena's own)."""
+    raw = model.get("generation")
+    if raw is None:
+        return None
+    where = f"models.{model['name']}.generation."
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where[:-1]} must be a table, e.g. {{ temperature = 0.7, seed = 1 }}")
+    check_keys(raw, [f.name for f in fields(GenerationOptions)], where)
+    try:
+        return GenerationOptions(**{"max_new_tokens": max_new_tokens, **raw})
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where[:-1]}: {error}") from None
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> ArenaConfig:

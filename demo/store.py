@@ -50,6 +50,7 @@ battles = Table(
     Column("response_b", Text, nullable=False),
     Column("ttft_a_s", Float), Column("total_a_s", Float),
     Column("ttft_b_s", Float), Column("total_b_s", Float),
+    Column("options_a", Text), Column("options_b", Text),  # each side's generation options, JSON
 )
 
 votes = Table(
@@ -86,6 +87,8 @@ class Battle:
     total_a_s: float | None = None
     ttft_b_s: float | None = None
     total_b_s: float | None = None
+    options_a: str | None = None   # JSON of the side's GenerationOptions (diva.generation)
+    options_b: str | None = None
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
@@ -151,21 +154,25 @@ class VoteStore:
         except OperationalError as error:
             shown = make_url(url).render_as_string(hide_password=True)
             raise StoreError(f"cannot open the vote database {shown}: {str(error.orig).strip()}") from None
-        self._add_voter_column()
+        self._add_column("votes", "voter", "VARCHAR(64)")
+        for side in ("a", "b"):
+            self._add_column("battles", f"options_{side}", "TEXT")
 
     def pseudonym(self, identity: str) -> str:
         """How a voter (a client address or session) is kept: its salted hash, never the clear value."""
         return voter_hash(identity, self.voter_salt)
 
-    def _add_voter_column(self) -> None:
-        """Stores made before `votes.voter` existed get the (nullable) column added."""
-        if "voter" in {c["name"] for c in inspect(self.engine).get_columns("votes")}:
+    def _add_column(self, table: str, column: str, sql_type: str) -> None:
+        """Stores made before a (nullable) column existed get it added."""
+        def present() -> bool:
+            return column in {c["name"] for c in inspect(self.engine).get_columns(table)}
+        if present():
             return
         try:
             with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE votes ADD COLUMN voter VARCHAR(64)"))
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}"))
         except DBAPIError:  # another process added it first
-            if "voter" not in {c["name"] for c in inspect(self.engine).get_columns("votes")}:
+            if not present():
                 raise
 
     # ---- writing ---------------------------------------------------------------------------

@@ -17,7 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
+import socket
+import threading
 import time
 import uuid
 
@@ -36,6 +39,13 @@ from diva.serve_request import (BadRequest, BodyTooLarge, ChatCall, authorized, 
                                 validation_message)
 
 MAX_BODY_BYTES = 25 * 2**20   # a few clips of 30 s, base64
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def error_response(status: int, message: str, kind: str = "invalid_request_error", **headers) -> JSONResponse:
@@ -206,6 +216,17 @@ async def wait_reply(job: Job, channel: Channel, request: HttpRequest, poll_s: f
         job.cancel()  # a no-op once it is done
 
 
+def watch_parent(pid: int, every_s: float = 1.0) -> None:
+    """SIGTERM this process (a clean shutdown) once `pid` is no longer its parent: the program
+    that started it has ended, even by kill -9."""
+    def watch() -> None:
+        while os.getppid() == pid:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="watch-parent").start()
+
+
 def serve(app: FastAPI, host: str, port: int) -> None:
     """uvicorn, where the first SIGTERM or Ctrl-C also ends every generation at its next token, so
     open streams close and the process exits (status 0) without a second signal."""
@@ -232,7 +253,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-window-ms", type=float, default=20.0,
                         help="how long concurrent requests are gathered into one batch (default 20)")
     parser.add_argument("--max-batch", type=int, default=8, help="most requests decoded together (default 8)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for decoding (default: torch's own, one per core)")
+    parser.add_argument("--parent-pid", type=int, default=None,
+                        help="exit when this process ends (a server started by another program, e.g. the arena)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            return fail(UsageError(f"--threads must be >= 1, not {args.threads}"))
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.parent_pid is not None:
+        watch_parent(args.parent_pid)
 
     from diva.assistants import AssistantNotAvailable, load_assistant
     try:

@@ -13,7 +13,6 @@ import argparse
 import base64
 import io
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,14 +25,10 @@ import numpy as np
 import pandas as pd
 
 from diva.bench import OUT, QUESTIONS
+from diva.serve import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wav_base64(samples: np.ndarray) -> str:

@@ -3,7 +3,8 @@
 The key covers the assistant (name and, when it has one, its checkpoint fingerprint), the task,
 the item (id and a hash of its input: the transcript, or the audio samples), the modality, the
 exact prompt text and the generation settings. Answers are written batch by batch, so an
-interrupted run resumes where it stopped and recomputes nothing that was cached.
+interrupted run resumes where it stopped and recomputes nothing that was cached. Beside each
+reply the cache keeps what the assistant heard, when it reads speech as text (`heard`).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 import numpy as np
 
@@ -25,9 +26,15 @@ CREATE TABLE IF NOT EXISTS answers (
     modality TEXT NOT NULL,
     prompt_id TEXT NOT NULL,
     response TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    heard TEXT
 )
 """
+
+
+class Answer(NamedTuple):
+    text: str
+    heard: str | None = None   # the transcript the assistant read, when it reads speech as text
 
 
 def input_hash(transcript: str | None = None, audio: np.ndarray | None = None) -> str:
@@ -62,26 +69,32 @@ class AnswerCache:
         self.db = sqlite3.connect(str(self.path), timeout=60)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute(SCHEMA)
+        if "heard" not in {row[1] for row in self.db.execute("PRAGMA table_info(answers)")}:
+            self.db.execute("ALTER TABLE answers ADD COLUMN heard TEXT")  # a cache made before it
         self.db.commit()
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+    def get_answers(self, keys: Iterable[str]) -> dict[str, Answer]:
         keys = list(dict.fromkeys(keys))
-        found: dict[str, str] = {}
+        found: dict[str, Answer] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start:start + 500]
             marks = ",".join("?" * len(chunk))
-            for key, response in self.db.execute(
-                    f"SELECT key, response FROM answers WHERE key IN ({marks})", chunk):
-                found[key] = response
+            for key, response, heard in self.db.execute(
+                    f"SELECT key, response, heard FROM answers WHERE key IN ({marks})", chunk):
+                found[key] = Answer(response, heard)
         return found
 
+    def get_many(self, keys: Iterable[str]) -> dict[str, str]:
+        return {key: answer.text for key, answer in self.get_answers(keys).items()}
+
     def put_many(self, rows: Iterable[dict]) -> None:
-        """rows: {key, assistant, task, item_id, modality, prompt_id, response}."""
+        """rows: {key, assistant, task, item_id, modality, prompt_id, response[, heard]}."""
         now = time.time()
         self.db.executemany(
-            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO answers (key, assistant, task, item_id, modality, prompt_id, response, "
+            "created, heard) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(r["key"], r["assistant"], r["task"], r["item_id"], r["modality"], r["prompt_id"],
-              r["response"], now) for r in rows])
+              r["response"], now, r.get("heard")) for r in rows])
         self.db.commit()
 
     def __len__(self) -> int:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from diva.errors import ArgumentParser, UsageError, fail
 from eval import reading, report, scoring, shard
-from eval.cache import AnswerCache, answer_key, input_hash
+from diva.generation import GenerationOptions
+from eval.cache import Answer, AnswerCache, answer_key, input_hash
 from eval.item import Item
 from eval.loaders import audio_array
 from eval.tasks import SUITES, Task, select
@@ -82,8 +83,10 @@ def text_identity(name: str) -> str | None:
 class Answerer:
     """Answers items with one assistant, in batches, through the cache."""
 
-    def __init__(self, assistant, cache: AnswerCache, batch_size: int = 16, progress: bool = True):
+    def __init__(self, assistant, cache: AnswerCache, batch_size: int = 16, progress: bool = True,
+                 options: GenerationOptions | None = None):
         self.assistant = assistant
+        self.options = options or GenerationOptions()  # the task sets the length
         self.cache = cache
         self.batch_size = max(1, batch_size)
         self.progress = progress
@@ -98,8 +101,10 @@ class Answerer:
         return [m for m in wanted if ok[m]]
 
     def answers(self, task: Task, items: list[Item], modality: str, prompt_id: str,
-                audios: dict[str, np.ndarray]) -> list[str]:
+                audios: dict[str, np.ndarray]) -> list[Answer]:
+        """Each item's reply and, when the assistant reads speech as text, what it heard."""
         settings = {"max_new_tokens": task.max_new_tokens, "decoding": "greedy"}
+        options = self.options.replace(max_new_tokens=task.max_new_tokens)
         requests = []
         for it in items:
             prompt = task.prompt(it, prompt_id)
@@ -109,9 +114,10 @@ class Answerer:
                 content = input_hash(transcript=it.transcript)
             who = self.identity if modality == "audio" else self.text_identity
             key = answer_key(assistant=who, task=task.name, item_id=it.item_id,
-                             modality=modality, prompt=prompt, content=content, settings=settings)
+                             modality=modality, prompt=prompt, content=content, settings=settings,
+                             options=options)
             requests.append((key, it, prompt))
-        found = self.cache.get_many(k for k, _, _ in requests)
+        found = self.cache.get_answers(k for k, _, _ in requests)
         missing = [r for r in requests if r[0] not in found]
         # similar lengths together: less padding per batch
         size = (lambda r: audios[r[1].item_id].size) if modality == "audio" else \
@@ -125,17 +131,20 @@ class Answerer:
             started = time.perf_counter()
             if task.kind == "asr":  # what the assistant heard, not its reply (eval.reading)
                 texts = reading.readings(self.assistant, [audios[it.item_id] for _, it, _ in batch])
-            elif modality == "audio":
-                texts = self.assistant.generate([audios[it.item_id] for _, it, _ in batch], prompts,
-                                                max_new_tokens=task.max_new_tokens)
+                answers = [Answer(text, text) for text in texts]
             else:
-                texts = self.assistant.generate(None, prompts, transcripts=[it.transcript for _, it, _ in batch],
-                                                max_new_tokens=task.max_new_tokens)
+                if modality == "audio":
+                    replies = self.assistant.generate_replies([audios[it.item_id] for _, it, _ in batch],
+                                                              prompts, options=options)
+                else:
+                    replies = self.assistant.generate_replies(
+                        None, prompts, transcripts=[it.transcript for _, it, _ in batch], options=options)
+                answers = [Answer(r.text, r.transcript if modality == "audio" else None) for r in replies]
             self.cache.put_many({"key": k, "assistant": self.identity, "task": task.name,
-                                 "item_id": it.item_id, "modality": modality,
-                                 "prompt_id": prompt_id, "response": text}
-                                for (k, it, _), text in zip(batch, texts))
-            found.update({k: text for (k, _, _), text in zip(batch, texts)})
+                                 "item_id": it.item_id, "modality": modality, "prompt_id": prompt_id,
+                                 "response": answer.text, "heard": answer.heard}
+                                for (k, it, _), answer in zip(batch, answers))
+            found.update({k: answer for (k, _, _), answer in zip(batch, answers)})
             self.generated += len(batch)
             spent = self.seconds.setdefault(modality, [0.0, 0])
             spent[0], spent[1] = spent[0] + time.perf_counter() - started, spent[1] + len(batch)
@@ -222,7 +231,8 @@ def evaluate(args) -> int:
             reference, tokenize = _reference_answers(task, items, prompt_id, assistants, cache,
                                                      args, notes)
         for name, assistant in assistants.items():
-            answerer = Answerer(assistant, cache, args.batch_size, progress=not args.quiet)
+            answerer = Answerer(assistant, cache, args.batch_size, progress=not args.quiet,
+                                options=generation_options(args))
             records, metrics_by_modality, asked = [], {}, {}
             if task.kind == "asr" and not reading.has_reading(assistant):
                 continue  # it hears nothing as text (a text-only LLM, a linear projection)
@@ -231,13 +241,16 @@ def evaluate(args) -> int:
                                                  else it.transcript is not None)]
                 if not subset:
                     continue
-                preds = answerer.answers(task, subset, modality, prompt_id, audios)
+                answers = answerer.answers(task, subset, modality, prompt_id, audios)
+                preds = [a.text for a in answers]
                 if shard.answering_only():
                     continue  # a share of a sharded run: the main process scores everything
                 ref = [reference.get(it.item_id, "") for it in subset] if reference else None
                 recs, found = scoring.score_items(task, subset, preds, text_mini=ref,
                                                   tokenize=tokenize, pedant=pedant)
-                records += [{**r, "modality": modality, "prompt_id": prompt_id} for r in recs]
+                records += [{**r, "modality": modality, "prompt_id": prompt_id,
+                             **({"heard": a.heard} if a.heard is not None else {})}
+                            for r, a in zip(recs, answers)]
                 metrics_by_modality[modality], asked[modality] = found, subset
                 for row in scoring.aggregate(task, subset, found, seed=args.seed):
                     rows_by_suite[task.suite].append(_row(name, task, modality, row, prompt_id,
@@ -276,7 +289,19 @@ def _reference_answers(task, items, prompt_id, assistants, cache, args, notes):
     answers = Answerer(teacher, cache, args.batch_size, progress=not args.quiet).answers(
         task, asked, "text", prompt_id, {})
     tokenizer = getattr(teacher, "tokenizer", None)
-    return {it.item_id: a for it, a in zip(asked, answers)}, tokenizer and tokenizer.tokenize
+    return {it.item_id: a.text for it, a in zip(asked, answers)}, tokenizer and tokenizer.tokenize
+
+
+def generation_options(args) -> GenerationOptions:
+    """Greedy, or seeded sampling: the same --seed gives the same sampled replies."""
+    try:
+        if args.temperature < 0:
+            raise ValueError("--temperature must be >= 0")
+        if args.temperature > 0:
+            return GenerationOptions(temperature=args.temperature, top_p=args.top_p, seed=args.seed)
+        return GenerationOptions()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def _row(assistant, task, modality, row, prompt_id, seed, date, commit) -> dict:
@@ -300,7 +325,11 @@ def parse_args(argv=None):
     p.add_argument("--limit", type=int, default=None, help="first N items (questions) per task")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--modality", default="both", choices=("audio", "text", "both"))
-    p.add_argument("--seed", type=int, default=0, help="bootstrap and torch seed")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap, torch and sampling seed")
+    p.add_argument("--temperature", type=float, default=0.0,
+                   help="sample the assistants' replies at this temperature (default 0: greedy; "
+                        "text-mini's reference replies stay greedy)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --temperature)")
     p.add_argument("--prompt", default=None, help="prompt id to use where a task has it")
     p.add_argument("--include-real", action="store_true",
                    help="also run the paper's hub datasets (network or --data-dir needed)")
@@ -340,6 +369,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         check_names(args)
+        generation_options(args)
     except UsageError as error:
         return fail(error)
     if args.protocol == "paper":

@@ -55,10 +55,10 @@ class ShardCache(AnswerCache):
         super().__init__(shard_path(cache_path, rank))
         self.shared = AnswerCache(cache_path) if Path(cache_path).exists() else None
 
-    def get_many(self, keys) -> dict[str, str]:
+    def get_answers(self, keys) -> dict:
         keys = list(keys)
-        found = self.shared.get_many(keys) if self.shared else {}
-        found.update(super().get_many(k for k in keys if k not in found))
+        found = self.shared.get_answers(keys) if self.shared else {}
+        found.update(super().get_answers(k for k in keys if k not in found))
         return found
 
     def close(self) -> None:
@@ -76,7 +76,9 @@ def merge(cache_path: Path, n: int) -> int:
         if not part.exists():
             continue
         cache.db.execute("ATTACH DATABASE ? AS part", (str(part),))
-        moved += cache.db.execute("INSERT OR REPLACE INTO answers SELECT * FROM part.answers").rowcount
+        columns = "key, assistant, task, item_id, modality, prompt_id, response, created, heard"
+        moved += cache.db.execute(f"INSERT OR REPLACE INTO answers ({columns}) "
+                                  f"SELECT {columns} FROM part.answers").rowcount
         cache.db.commit()
         cache.db.execute("DETACH DATABASE part")
         for leftover in (part, Path(f"{part}-wal"), Path(f"{part}-shm")):

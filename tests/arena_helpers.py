@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,12 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from diva.serve import free_port  # noqa: F401 - tests import it from here
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_http(url: str, timeout_s: float = 180.0, process: subprocess.Popen | None = None) -> None:

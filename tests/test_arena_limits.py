@@ -23,7 +23,7 @@ def arena_app(prepared_assets, tmp_path_factory):
     root = tmp_path_factory.mktemp("arena-limits")
     config = ArenaConfig(models=(ModelSpec("cascade-mini"), ModelSpec("diva-mini")), db=f"sqlite:///{root}/arena.db",
                          audio_dir=str(root / "audio"), max_new_tokens=4,
-                         limits=Limits(battles_per_minute=1, keep_uploads_s=2))
+                         limits=Limits(battles_per_minute=1, keep_uploads_s=2), processes=False)
     arena = Arena(config, seed=0).prepare()
     app = launch(arena, port=free_port(), prevent_thread_lock=True, quiet=True)
     yield arena, app

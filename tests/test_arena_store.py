@@ -2,6 +2,8 @@
 by the database, votes survive a restart, nothing is lost under concurrent voting."""
 from __future__ import annotations
 
+import json
+
 import threading
 from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
@@ -159,3 +161,24 @@ def test_arena_records_battles_and_votes_in_the_store(store_url, tmp_path):
     row = arena.store.battle(state.battle_id)
     assert (row["session_id"], row["model_a"], row["model_b"], row["outcome"]) == ("session-1", "alpha", "beta", "model_a")
     assert (row["ttft_a_s"], row["total_b_s"], row["response_b"], row["audio_s"]) == (0.4, 0.9, "<b>Lyon</b>", 1.0)
+    stored = json.loads(row["options_a"])  # how each side was decoded: greedy, the arena's length
+    assert (stored["temperature"], stored["max_new_tokens"]) == (0.0, arena.config.max_new_tokens)
+
+
+def test_a_store_made_before_battle_options_gets_the_columns(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE battles (id VARCHAR(32) PRIMARY KEY, session_id VARCHAR(64) NOT NULL, "
+               "created_at DATETIME NOT NULL, audio_sha256 VARCHAR(64) NOT NULL, audio_path TEXT, audio_s FLOAT, "
+               "prompt TEXT, model_a VARCHAR(128) NOT NULL, model_b VARCHAR(128) NOT NULL, response_a TEXT NOT NULL, "
+               "response_b TEXT NOT NULL, ttft_a_s FLOAT, total_a_s FLOAT, ttft_b_s FLOAT, total_b_s FLOAT)")
+    db.execute("INSERT INTO battles VALUES ('b1', 's', '2026-01-01 00:00:00', 'x', NULL, 1.0, NULL, 'a', 'b', "
+               "'r1', 'r2', 0.1, 0.2, 0.3, 0.4)")
+    db.commit()
+    db.close()
+    store = VoteStore(f"sqlite:///{path}")
+    assert store.battle("b1")["options_a"] is None  # old battles kept, their options unknown
+    battle_id = store.add_battle(Battle(session_id="s", audio_sha256="y", model_a="a", model_b="b",
+                                        response_a="r", response_b="r", options_a='{"temperature": 0.7}'))
+    assert json.loads(store.battle(battle_id)["options_a"]) == {"temperature": 0.7}

@@ -49,7 +49,7 @@ def arena_app(remote_url, tmp_path_factory):
     config = ArenaConfig(models=(ModelSpec("cascade-mini"),
                                  ModelSpec("cascade-remote", kind="remote", base_url=remote_url, model="cascade-mini")),
                          db=f"sqlite:///{root}/arena.db", audio_dir=str(root / "audio"), max_new_tokens=12,
-                         limits=Limits(battles_per_minute=100))
+                         limits=Limits(battles_per_minute=100), processes=False)
     arena = Arena(config, seed=0).prepare()
     app = launch(arena, port=free_port(), prevent_thread_lock=True, quiet=True)  # as `python -m demo.app`
     yield arena, app.local_url

@@ -3,7 +3,6 @@ models (same connector, losses and validation as one process with the same globa
 and resume), and sharded evaluation (same rows, predictions and answer cache)."""
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -19,17 +18,13 @@ import yaml
 from safetensors.torch import load_file
 
 from diva import voices as V
+from diva.serve import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = str(Path(sys.executable).with_name("accelerate"))
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 espeak = pytest.mark.skipif(not V.get_voice("espeak:en-us").available, reason="espeak-ng not installed")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(module: str, *args, processes: int = 2, env=None, config_file: str | None = None) -> subprocess.Popen:

@@ -28,13 +28,16 @@ class CountingAssistant(VoiceAssistant):
         self.requests = 0
         self.batches = 0
         self.fail_after = fail_after_batches
+        self.options = []
 
-    def _generate(self, requests, max_new_tokens):
+    def _generate(self, requests, options):
         if self.fail_after is not None and self.batches >= self.fail_after:
             raise KeyboardInterrupt("simulated interruption")
         self.batches += 1
         self.requests += len(requests)
-        return [Reply(text="The answer is Paris." if r.transcript is None else "Paris") for r in requests]
+        self.options.append(options)
+        return [Reply(text="The answer is Paris.", transcript="what it heard") if r.transcript is None
+                else Reply(text="Paris") for r in requests]
 
 
 def tone(i: int) -> np.ndarray:
@@ -194,3 +197,48 @@ def test_a_run_on_fewer_items_shows_its_n_in_the_table():
     lines = suite_table(pd.DataFrame(rows)).splitlines()
     assert lines[0] == "**qa** (n = 208)"
     assert "| new | audio | 50.0 [40.0, 60.0] |" in lines and "| old | audio | 50.0 [40.0, 60.0] (n=113) |" in lines
+
+
+def items_file(tmp_path) -> list[dict]:
+    path = tmp_path / "out" / "items" / "qa" / "counting__toy-qa.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_items_and_cache_keep_what_the_assistant_heard(toy_task, tmp_path, monkeypatch):
+    assistant = CountingAssistant()
+    assert run_with(assistant, tmp_path, monkeypatch) == 0
+    heard = {r["modality"]: r.get("heard") for r in items_file(tmp_path)}
+    assert heard == {"audio": "what it heard", "text": None}  # a transcript read as text hears nothing
+    asked = assistant.requests
+    (tmp_path / "out" / "items" / "qa" / "counting__toy-qa.jsonl").unlink()
+    assert run_with(assistant, tmp_path, monkeypatch) == 0
+    assert assistant.requests == asked  # all from the cache, with what was heard
+    assert {r["modality"]: r.get("heard") for r in items_file(tmp_path)} == heard
+
+
+def test_sampled_answers_are_seeded_and_cached_apart_from_greedy(toy_task, tmp_path, monkeypatch):
+    assistant = CountingAssistant()
+    assert run_with(assistant, tmp_path, monkeypatch) == 0
+    greedy = assistant.requests
+    assert all(o.temperature == 0 and o.max_new_tokens == TOY.max_new_tokens for o in assistant.options)
+    assert run_with(assistant, tmp_path, monkeypatch, "--temperature", "0.7", "--seed", "5") == 0
+    assert assistant.requests == 2 * greedy  # new keys: nothing taken from the greedy answers
+    assert {(o.temperature, o.seed) for o in assistant.options[-4:]} == {(0.7, 5)}
+    assert run_with(assistant, tmp_path, monkeypatch, "--temperature", "-1") == 2  # refused, nothing run
+
+
+def test_a_cache_made_before_heard_is_read_and_extended(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE answers (key TEXT PRIMARY KEY, assistant TEXT NOT NULL, task TEXT NOT NULL, "
+               "item_id TEXT NOT NULL, modality TEXT NOT NULL, prompt_id TEXT NOT NULL, response TEXT NOT NULL, "
+               "created REAL NOT NULL)")
+    db.execute("INSERT INTO answers VALUES ('k1', 'a', 't', 'i', 'audio', 'p', 'old reply', 0)")
+    db.commit()
+    db.close()
+    cache = AnswerCache(path)
+    assert cache.get_answers(["k1"])["k1"] == ("old reply", None)
+    cache.put_many([{"key": "k2", "assistant": "a", "task": "t", "item_id": "j", "modality": "audio",
+                     "prompt_id": "p", "response": "new", "heard": "words"}])
+    assert cache.get_answers(["k1", "k2"])["k2"].heard == "words" and cache.get_many(["k1"]) == {"k1": "old reply"}
