@@ -36,6 +36,7 @@ bench: assets
 	$(PY) -m diva.bench
 	$(PY) -m diva.serve_bench
 	$(PY) -m eval.bench
+	$(PY) -m demo.bench
 
 bench-train: assets
 	$(PY) -m train.bench
