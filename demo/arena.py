@@ -73,6 +73,7 @@ class Side:
     ttft_s: float | None = None
     total_s: float | None = None
     error: str | None = None
+    heard: str | None = None   # what the model heard, when it reads speech as text
 
     @property
     def done(self) -> bool:
@@ -232,7 +233,7 @@ class Arena:
                 stream = self.assistants[models[i]].stream(samples, prompt, options=self.options(models[i]))
                 for delta in stream:
                     events.put((i, "delta", delta, time.perf_counter() - start))
-                events.put((i, "done", None, time.perf_counter() - start))
+                events.put((i, "done", stream.reply.transcript, time.perf_counter() - start))
             except Exception as error:  # noqa: BLE001 - shown as "this model failed", logged here
                 print(f"arena: {models[i]} failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
                 events.put((i, "error", f"{type(error).__name__}: {error}", time.perf_counter() - start))
@@ -247,7 +248,7 @@ class Arena:
                 side.text += payload
                 side.ttft_s = side.ttft_s if side.ttft_s is not None else t
             elif kind == "done":
-                side.total_s = t
+                side.total_s, side.heard = t, payload
             elif kind == "error":
                 side.error = payload
             if kind != "delta" or time.perf_counter() - last_push > UPDATE_EVERY_S:
@@ -261,7 +262,8 @@ class Arena:
             session_id=session_id, audio_sha256=sha, audio_path=path, audio_s=samples.size / SAMPLE_RATE,
             prompt=prompt, model_a=a.model, model_b=b.model, response_a=a.text, response_b=b.text,
             ttft_a_s=a.ttft_s, total_a_s=a.total_s, ttft_b_s=b.ttft_s, total_b_s=b.total_s,
-            options_a=options_json(self.options(a.model)), options_b=options_json(self.options(b.model))))
+            options_a=options_json(self.options(a.model)), options_b=options_json(self.options(b.model)),
+            heard_a=a.heard, heard_b=b.heard))
 
     def vote(self, state: BattleState, outcome: str, reason: str | None, voter: str | None = None,
              session: str | None = None) -> None:

@@ -51,6 +51,7 @@ battles = Table(
     Column("ttft_a_s", Float), Column("total_a_s", Float),
     Column("ttft_b_s", Float), Column("total_b_s", Float),
     Column("options_a", Text), Column("options_b", Text),  # each side's generation options, JSON
+    Column("heard_a", Text), Column("heard_b", Text),      # what each side heard, when it reads text
 )
 
 votes = Table(
@@ -89,6 +90,8 @@ class Battle:
     total_b_s: float | None = None
     options_a: str | None = None   # JSON of the side's GenerationOptions (diva.generation)
     options_b: str | None = None
+    heard_a: str | None = None     # the transcript or bridge reading a side answered
+    heard_b: str | None = None
 
 
 def wav_bytes(samples: np.ndarray, rate: int = 16_000) -> bytes:
@@ -155,8 +158,8 @@ class VoteStore:
             shown = make_url(url).render_as_string(hide_password=True)
             raise StoreError(f"cannot open the vote database {shown}: {str(error.orig).strip()}") from None
         self._add_column("votes", "voter", "VARCHAR(64)")
-        for side in ("a", "b"):
-            self._add_column("battles", f"options_{side}", "TEXT")
+        for column in ("options_a", "options_b", "heard_a", "heard_b"):
+            self._add_column("battles", column, "TEXT")
 
     def pseudonym(self, identity: str) -> str:
         """How a voter (a client address or session) is kept: its salted hash, never the clear value."""

@@ -118,7 +118,9 @@ def build_ui(arena: Arena) -> gr.Blocks:
                 except ArenaError as error:
                     raise gr.Error(str(error), title="Vote not recorded", print_exception=False) from None
                 a, b = (s.model for s in st.sides)
-                names = f"Model A was **{a}** · Model B was **{b}**"
+                names = f"Model A was **{a}** · Model B was **{b}**" + "".join(
+                    f"\n\n{label} heard: “{side.heard}”" for label, side in zip(("Model A", "Model B"), st.sides)
+                    if side.heard)
                 return [*votes_off, gr.update(interactive=False),
                         f"Thanks! You voted “{VOTE_LABELS[outcome]}”. {names}",
                         gr.update(label=f"Model A: {a}"), gr.update(label=f"Model B: {b}"),

@@ -11,6 +11,9 @@ answers. `temperature` (default 0: greedy), `top_p`, `seed`, `max_tokens` /
 `max_completion_tokens`, `stop` and vLLM's `top_k`, `min_tokens`, `repetition_penalty` are
 honoured; `n` > 1 is refused. `"stream": true` answers with server-sent events. Concurrent
 requests are decoded together (diva.batching); a client that goes away stops its generation.
+When the assistant reads speech as text (a cascade's transcript, DiVA's bridge reading), the
+response (or the stream's last choice chunk) says what it heard: `"diva": {"heard": "..."}`, a
+field OpenAI clients ignore.
 """
 from __future__ import annotations
 
@@ -101,6 +104,11 @@ def finish_reason(reply: Reply, max_tokens: int) -> str:
     return "length" if reply.n_tokens >= max_tokens else "stop"
 
 
+def heard_field(reply: Reply) -> dict:
+    """The extension field that says what the assistant heard (empty when it did not read text)."""
+    return {"diva": {"heard": reply.transcript}} if reply.transcript is not None else {}
+
+
 def usage(reply: Reply) -> dict:
     return {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.n_tokens,
             "total_tokens": reply.prompt_tokens + reply.n_tokens}
@@ -152,9 +160,10 @@ def build_app(assistant: VoiceAssistant, api_key: str | None = None, *, max_body
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         max_tokens = call.options.max_new_tokens
 
-        def chunk(delta: dict, finish: str | None = None) -> str:
+        def chunk(delta: dict, finish: str | None = None, **extra) -> str:
             body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                    "model": assistant.name, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                    "model": assistant.name, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **extra}
             return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
         async def events():
@@ -169,7 +178,7 @@ def build_app(assistant: VoiceAssistant, api_key: str | None = None, *, max_body
                     yield f"data: {json.dumps({'error': {'message': message, 'type': 'server_error'}})}\n\n"
                     return
                 break
-            yield chunk({}, finish_reason(payload, max_tokens))
+            yield chunk({}, finish_reason(payload, max_tokens), **heard_field(payload))
             if call.include_usage:
                 body = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
                         "model": assistant.name, "choices": [], "usage": usage(payload)}
@@ -193,7 +202,7 @@ def build_app(assistant: VoiceAssistant, api_key: str | None = None, *, max_body
         return {"id": completion_id, "object": "chat.completion", "created": created, "model": assistant.name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.text},
                              "finish_reason": finish_reason(reply, max_tokens)}],
-                "usage": usage(reply)}
+                "usage": usage(reply), **heard_field(reply)}
 
     return app
 

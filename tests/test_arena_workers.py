@@ -58,6 +58,15 @@ def test_each_local_model_answers_from_its_own_server_process(arena, question):
     assert "serving diva-mini" in arena.workers["diva-mini"].log_path.read_text()  # each worker logs
 
 
+def test_what_a_side_heard_comes_back_from_its_worker_and_is_stored(arena, question):
+    sides = final(arena.race(question, None, ("cascade-mini", "diva-mini")))
+    assert "France" in sides[0].heard  # the cascade's transcript, through the server's extension field
+    assert sides[1].heard is None      # diva-mini's linear projection reads no text
+    assert "France" in arena.assistants["cascade-mini"].generate_replies([question])[0].transcript  # not streamed
+    row = arena.store.battle(arena.record("session", question, None, sides))
+    assert (row["heard_a"], row["heard_b"]) == (sides[0].heard, None)
+
+
 def test_each_model_decodes_with_its_own_options_and_the_battle_stores_them(arena, question):
     first = final(arena.race(question, None, ("cascade-mini", "diva-mini")))
     again = final(arena.race(question, None, ("diva-mini", "cascade-mini")))

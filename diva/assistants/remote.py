@@ -92,6 +92,7 @@ class RemoteAssistant(VoiceAssistant):
             clock.tick()
             n = (data.get("usage") or {}).get("completion_tokens")
             reply = clock.finish(text, n_tokens=n)
+            reply.transcript = heard(data)
             reply.ttft_s = None  # a non-streaming call cannot see its first token
             replies.append(reply)
         return replies
@@ -99,6 +100,7 @@ class RemoteAssistant(VoiceAssistant):
     def _stream(self, request: Request, options: GenerationOptions) -> ReplyStream:
         clock = TokenClock()
         usage: dict = {}
+        said: list[str] = []
 
         def deltas() -> Iterator[str]:
             body = self._body(request, options, stream=True)
@@ -109,16 +111,29 @@ class RemoteAssistant(VoiceAssistant):
                 for event in sse_events(response.iter_lines()):
                     if event.get("usage"):
                         usage.update(event["usage"])
+                    if heard(event) is not None:
+                        said.append(heard(event))
                     for choice in event.get("choices") or []:
                         text = (choice.get("delta") or {}).get("content")
                         if text:
                             clock.tick()
                             yield text
 
-        return ReplyStream(deltas(), lambda text: clock.finish(text, n_tokens=usage.get("completion_tokens")))
+        def finish(text: str) -> Reply:
+            reply = clock.finish(text, n_tokens=usage.get("completion_tokens"))
+            reply.transcript = said[-1] if said else None
+            return reply
+
+        return ReplyStream(deltas(), finish)
 
     def close(self) -> None:
         self._client.close()
+
+
+def heard(payload: dict) -> str | None:
+    """What the server says its assistant heard (`python -m diva serve`'s extension field)."""
+    extension = payload.get("diva")
+    return extension.get("heard") if isinstance(extension, dict) else None
 
 
 def sse_events(lines: Iterator[str]) -> Iterator[dict]:
