@@ -135,15 +135,12 @@ def train(cfg: dict) -> Path:
     np.random.seed(tcfg["seed"])
 
     diva = build_model(cfg)
+    core = Trainee(diva, tcfg).train()
     resume = latest_checkpoint(run)
-    if resume is None and tcfg["init_from"]:
+    saved = load_checkpoint(resume, diva) if resume is not None else None  # before DDP/FSDP wrap it
+    if saved is None and tcfg["init_from"]:
         init_connector(diva, tcfg["init_from"])
         accelerator.print(f"connector initialised from {tcfg['init_from']}")
-    if tcfg["lora_rank"]:
-        from train.lora import add_adapters
-        add_adapters(diva, tcfg["lora_rank"])
-    core = Trainee(diva, tcfg).train()
-    saved = load_checkpoint(resume, diva) if resume is not None else None  # before DDP/FSDP wrap it
     optimizer = torch.optim.AdamW(diva.trainable_parameters(), lr=tcfg["lr"], betas=tuple(tcfg["betas"]),
                                   eps=tcfg["eps"], weight_decay=tcfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tcfg))  # stepped once per step
@@ -219,9 +216,6 @@ def train(cfg: dict) -> Path:
         log_validation(accelerator, metrics, 0, validate(model, valid, tcfg["eval_examples"], per_device, ranks),
                        started)
     connector = ranks.connector_state()
-    if tcfg["lora_rank"]:
-        from train.lora import merged
-        connector = merged(connector, tcfg["lora_rank"])
     if accelerator.is_main_process:
         finish(run, diva, tcfg, step, connector)
     accelerator.wait_for_everyone()  # a next stage starts from final/
