@@ -28,7 +28,6 @@ class WorkerError(RuntimeError):
     """A worker that did not start: its process ended or did not answer in time."""
 
 
-
 def threads_per_worker(cores: int | None = None) -> int:
     """Both sides of a battle decode at once: each gets half the cores."""
     return max(1, (cores or os.cpu_count() or 2) // 2)

@@ -131,7 +131,7 @@ class Answerer:
             started = time.perf_counter()
             if task.kind == "asr":  # what the assistant heard, not its reply (eval.reading)
                 texts = reading.readings(self.assistant, [audios[it.item_id] for _, it, _ in batch])
-                answers = [Answer(text, text) for text in texts]
+                answers = [Answer(text) for text in texts]  # the reading is the prediction
             else:
                 if modality == "audio":
                     replies = self.assistant.generate_replies([audios[it.item_id] for _, it, _ in batch],
