@@ -161,5 +161,22 @@ def load_audio(source: AudioInput, *, sample_rate: int | None = None,
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+def split_windows(samples: np.ndarray, seconds: float, search_seconds: float = 2.0,
+                  frame_seconds: float = 0.05) -> list[np.ndarray]:
+    """Consecutive pieces of at most `seconds` that together are `samples`: each piece ends at the
+    quietest `frame_seconds` of its last `search_seconds`, so that a word is rarely cut in two."""
+    size, hop = int(seconds * SAMPLE_RATE), max(1, int(frame_seconds * SAMPLE_RATE))
+    search = min(int(search_seconds * SAMPLE_RATE), size)
+    pieces, start = [], 0
+    while samples.size - start > size:
+        tail = samples[start + size - search:start + size]
+        n = tail.size // hop
+        energy = np.square(tail[:n * hop].reshape(n, hop)).mean(axis=1)
+        cut = start + size - search + int(np.argmin(energy)) * hop + hop // 2
+        pieces.append(samples[start:cut])
+        start = cut
+    return pieces + [samples[start:]]
+
+
 def duration_s(samples: np.ndarray) -> float:
     return samples.size / SAMPLE_RATE

@@ -42,6 +42,8 @@ class InferenceOptions:
     beam_top_k: int = 8               # words per slot the beam considers
     beam_lm_weight: float = 0.5
     beam_length_bonus: float = 1.0    # per LLM token of the reading
+    window_seconds: float | None = None  # audio is read in pieces of at most this long, cut at quiet
+                                         # points (DiVA.hear); None: the encoder window
     prompt_layout: str = "native"     # where a text prompt goes (diva.prompt.LAYOUT_STYLES); the
                                       # released checkpoint defaults to its own "reference" layout
 
@@ -53,6 +55,8 @@ class InferenceOptions:
             raise ValueError(f"bridge_temperature must be > 0, got {self.bridge_temperature}")
         if self.bridge_decode not in BRIDGE_DECODES:
             raise ValueError(f"bridge_decode must be one of {BRIDGE_DECODES}, got {self.bridge_decode!r}")
+        if self.window_seconds is not None and not self.window_seconds > 0:
+            raise ValueError(f"window_seconds must be > 0 or None, got {self.window_seconds}")
         if self.beam_width < 1 or self.beam_top_k < 1:
             raise ValueError("beam_width and beam_top_k must be >= 1")
 

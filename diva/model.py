@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from diva.audio import SAMPLE_RATE, LongAudioWarning
+from diva.audio import SAMPLE_RATE, LongAudioWarning, split_windows
 from diva.bridge import InferenceOptions, SlotReader, VocabularyBridge, whisper_to_llm_ids
 from diva.padding import pad
 from diva.prompt import PromptLayout
@@ -33,8 +33,8 @@ class DivaConfig:
     encoder: str = "whisper-tiny.en"      # embedded name, hub id or folder
     llm: str = "smollm2-135m-instruct"
     n_queries: int = 448                  # paper: 448 = Whisper's max target length
-    encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on the first
-                                          # N seconds only (faster; audio past it is not heard)
+    encoder_seconds: float = 30.0         # Whisper's window; shorter runs the encoder on N seconds
+                                          # at a time (faster; longer clips are heard window by window)
     projection: str = "linear"            # "linear" (the paper) | "whisper-vocab" (diva.bridge)
 
     def to_dict(self) -> dict:
@@ -203,16 +203,40 @@ class DiVA(nn.Module):
         return out.last_hidden_state[:, -1]
 
     def speech_states(self, audios: list[np.ndarray]) -> torch.Tensor:
-        """Audio arrays (16 kHz) -> connector states (B, n_queries, d_whisper)."""
+        """Audio arrays (16 kHz) of at most one encoder window -> connector states (B, n_queries,
+        d_whisper). Longer audio is cut to the window: `hear` reads it window by window."""
         longest = max(len(a) for a in audios) / SAMPLE_RATE
         if longest > self.config.encoder_seconds:
-            warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: this DiVA hears only the first "
-                                           f"{self.config.encoder_seconds:g} s"), stacklevel=4)
+            warnings.warn(LongAudioWarning(f"{longest:.1f} s of audio: the connector reads only the first "
+                                           f"{self.config.encoder_seconds:g} s (DiVA.hear reads it all)"),
+                          stacklevel=2)
         return self.connector_states(self.encode(self.features(audios)))
+
+    def hear(self, audios: list[np.ndarray]):
+        """Audio arrays (16 kHz) -> virtual tokens (B, T, d_llm), the (B, T) tokens to hand over
+        (None: all of them) and what each clip was heard as (None: the linear projection).
+
+        A clip longer than the encoder window (or than `options.window_seconds`, when shorter) is
+        heard in consecutive pieces (`split_windows`, cut at quiet points); the LLM gets their
+        virtual tokens in order."""
+        window = min(self.config.encoder_seconds, self.options.window_seconds or self.config.encoder_seconds)
+        pieces = [split_windows(a, window) for a in audios]
+        if all(len(p) == 1 for p in pieces):
+            return self.read_speech_heard(self.speech_states(audios))
+        virtual, keep, heard = self.read_speech_heard(self.speech_states([w for p in pieces for w in p]))
+        rows, texts, first = [], [], 0
+        for p in pieces:
+            windows = range(first, first + len(p))
+            first += len(p)
+            rows.append(torch.cat([virtual[j] if keep is None else virtual[j][keep[j]] for j in windows]))
+            if heard is not None:
+                texts.append(" ".join(heard[j] for j in windows if heard[j]))
+        virtual, keep = pad(rows, side="right")
+        return virtual, keep.bool(), (texts if heard is not None else None)
 
     def speech_inputs(self, audios: list[np.ndarray], prompts: list[str | None] | None = None):
         """Audio arrays (16 kHz) -> LLM inputs_embeds and attention mask, ready for generation."""
-        virtual, keep = self.read_speech(self.speech_states(audios))
+        virtual, keep, _ = self.hear(audios)
         return self.audio_inputs(virtual, prompts, keep)
 
 

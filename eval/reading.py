@@ -2,16 +2,15 @@
 
 - cascades: Whisper's transcript (`transcribe`; the rescored cascade: the n-best entry its LLM
   picked);
-- DiVA behind the vocabulary bridge: the words its slots carry to the LLM. Greedy: the kept
-  slots' top Whisper tokens (the head's top token is a word and does not repeat the previous
-  slot's), decoded; llm-beam: the question the LLM rescoring picked (`SlotReader.questions`);
+- DiVA behind the vocabulary bridge: the words its slots carry to the LLM (`DiVA.hear`, window by
+  window for clips longer than its encoder window). Greedy: the kept slots' top Whisper tokens
+  (the head's top token is a word and does not repeat the previous slot's), decoded; llm-beam:
+  the question the LLM rescoring picked (`SlotReader.questions`);
 - anything else (the text-only LLM, a linear-projection DiVA) has no reading: None.
 """
 from __future__ import annotations
 
 import torch
-
-from diva.bridge import repeats_previous
 
 
 def has_reading(assistant) -> bool:
@@ -25,13 +24,6 @@ def readings(assistant, audios) -> list[str] | None:
     if callable(getattr(assistant, "transcribe", None)):
         return assistant.transcribe(audios)
     model = getattr(assistant, "model", None)
-    reader = getattr(model, "reader", None)
-    if reader is None:
+    if getattr(model, "reader", None) is None:
         return None
-    logits = reader.bridge.head_logits(model.speech_states(audios))
-    if reader.options.bridge_decode != "greedy":
-        return reader.questions(logits)
-    top = logits.argmax(-1)
-    keep = reader.bridge.carries_word[top] & ~repeats_previous(top)
-    return [reader.whisper_tokenizer.decode(ids[kept].tolist(), skip_special_tokens=True).strip()
-            for ids, kept in zip(top, keep)]
+    return model.hear(audios)[2]

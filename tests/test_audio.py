@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from diva.audio import SAMPLE_RATE, AudioError, LongAudioWarning, load_audio
+from diva.audio import SAMPLE_RATE, AudioError, LongAudioWarning, load_audio, split_windows
 
 
 def tone(seconds=1.0, rate=SAMPLE_RATE, freq=440.0):
@@ -126,3 +126,18 @@ def test_only_regular_files_are_read_and_never_past_the_limit(tmp_path, monkeypa
     monkeypatch.setattr(diva.audio, "MAX_FILE_BYTES", 100)  # /proc files are regular, of size 0, and not empty
     with pytest.raises(AudioError, match="audio file is larger than"):
         load_audio("/proc/self/maps")
+
+
+def test_long_audio_splits_into_windows_at_quiet_points():
+    rng = np.random.default_rng(0)
+    speech = lambda s: (rng.standard_normal(int(s * SAMPLE_RATE)) * 0.3).astype(np.float32)
+    pause = np.zeros(int(0.3 * SAMPLE_RATE), dtype=np.float32)
+    audio = np.concatenate([speech(8.9), pause, speech(8.0), pause, speech(2.0)])  # 19.5 s
+    pieces = split_windows(audio, 10.0)
+    assert len(pieces) == 3 and np.array_equal(np.concatenate(pieces), audio)
+    ends = np.cumsum([p.size for p in pieces]) / SAMPLE_RATE
+    assert 8.9 <= ends[0] <= 9.2 and 17.2 <= ends[1] <= 17.5  # cut inside the pauses
+    assert [p.size for p in split_windows(audio[:SAMPLE_RATE * 10], 10.0)] == [SAMPLE_RATE * 10]
+    noise = speech(25.0)                                    # no pause: still at most 10 s each
+    assert all(p.size <= 10 * SAMPLE_RATE for p in split_windows(noise, 10.0))
+    assert sum(p.size for p in split_windows(noise, 10.0)) == noise.size

@@ -1,5 +1,6 @@
 """DiVA on tiny random models: shapes, masks, prompt layout, batching, streaming, checkpoints."""
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from diva.assistants.diva import DivaAssistant
 from diva.checkpoint import (CheckpointError, load_state_into, read_checkpoint, save_connector,
                              save_released_layout)
 from diva.audio import LongAudioWarning
+from diva.bridge import InferenceOptions
 from diva.model import DiVA, DivaConfig, encode_window
 from diva.padding import pad
 from diva.testing import tiny_diva, tiny_llm, tiny_tokenizer, tiny_whisper
@@ -41,9 +43,28 @@ def test_short_encoder_window_is_whispers_forward_on_fewer_frames(model):
     assert states.shape == (2, 500, 32)
     assert short.virtual_tokens(states).shape == (2, 8, short.llm.config.hidden_size)
     with pytest.warns(LongAudioWarning, match="first 10 s"):
-        short.speech_inputs([np.full(16000 * 12, 0.1, dtype=np.float32)])
+        short.speech_states([np.full(16000 * 12, 0.1, dtype=np.float32)])
     with pytest.raises(ValueError, match="encoder_seconds"):
         tiny_diva(encoder_seconds=31)
+
+
+def test_audio_longer_than_the_window_is_heard_window_by_window():
+    short = tiny_diva(n_queries=8, encoder_seconds=10)
+    rng = np.random.default_rng(1)
+    long_clip = (rng.standard_normal(16000 * 23) * 0.1).astype(np.float32)  # 3 windows
+    first, second = long_clip[:16000 * 10], long_clip[16000 * 10:16000 * 19]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LongAudioWarning)  # nothing is cut off
+        virtual, keep, heard = short.hear([long_clip, first])
+    assert virtual.shape[:2] == (2, 24) and heard is None
+    assert keep[0].all() and keep[1].sum() == 8      # the short clip's tokens, then padding
+    assert torch.allclose(virtual[1, :8], short.virtual_tokens(short.encode(short.features([first])))[0], atol=1e-5)
+    embeds, mask = short.speech_inputs([long_clip, second])
+    assert int(mask[0].sum()) - int(mask[1].sum()) == 24 - 8
+    short.options = InferenceOptions(window_seconds=4)      # shorter pieces than the encoder window
+    assert short.hear([second])[0].shape[1] == 3 * 8 and short.hear([second[:16000 * 4]])[0].shape[1] == 8
+    with pytest.raises(ValueError, match="window_seconds"):
+        InferenceOptions(window_seconds=0)
 
 
 def test_connector_is_initialised_from_whisper_decoder_and_independent():

@@ -16,11 +16,11 @@ class DivaAssistant(LocalLLMAssistant):
         self.model = model.eval()
 
     def _audio_inputs(self, audios, prompts):
-        virtual, keep, heard = self.model.read_speech_heard(self.model.speech_states(audios))
+        virtual, keep, heard = self.model.hear(audios)
         embeds, mask = self.model.audio_inputs(virtual, prompts, keep)
         return {"inputs_embeds": embeds, "attention_mask": mask}, heard
 
     def turn_content(self, audio):
         with torch.no_grad():
-            virtual, keep, heard = self.model.read_speech_heard(self.model.speech_states([audio]))
+            virtual, keep, heard = self.model.hear([audio])
             return (virtual[0] if keep is None else virtual[0][keep[0]]), (heard[0] if heard else None)
