@@ -33,7 +33,7 @@ class AudioError(ValueError):
 
 
 class LongAudioWarning(UserWarning):
-    """The clip is longer than Whisper's 30 s window; only the first 30 s are heard."""
+    """The clip is longer than a window that reads it whole; only the first part is heard."""
 
 
 def _read_file(path: Path) -> tuple[np.ndarray, int]:

@@ -28,3 +28,14 @@ def test_cli_ask_json_shows_what_diva_heard():
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "capital of France" in result["transcript"]
+
+
+def test_a_clip_longer_than_the_window_is_heard_to_the_end():
+    import numpy as np
+    from diva.audio import SAMPLE_RATE, load_audio
+    question = load_audio(SAMPLE)
+    pause = np.zeros(SAMPLE_RATE // 2, dtype=np.float32)
+    long_clip = np.concatenate([question, pause] * 8)       # the question eight times: ~19 s
+    assert long_clip.size > 18 * SAMPLE_RATE
+    heard = load_assistant("diva-mini-whisper").generate_replies([long_clip], max_new_tokens=2)[0].transcript
+    assert heard.lower().count("france") >= 7                  # (nearly) every repeat, not the first 10 s

@@ -82,7 +82,7 @@ def model_card(run: Path, cfg: dict, step: int, rows: list[dict]) -> str:
     return f"""# {cfg.get('name', run.name)}: a DiVA connector
 
 - Encoder (frozen): `{m.get('encoder')}`; LLM (frozen): `{m.get('llm')}`; {m.get('n_queries')} query tokens;
-  the encoder hears the first {m.get('encoder_seconds', 30)} s of audio.
+  the encoder hears {m.get('encoder_seconds', 30)} s windows (longer audio is read piece by piece).
 - Trainable: {trainable}. This folder holds only those (`model.safetensors`, `config.json` naming
   the encoder and LLM, `inference.json`).
 - Last stage `{run.name}`: objective {what}; AdamW lr {t.get('lr')}, {t.get('schedule')} schedule, warmup
