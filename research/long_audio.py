@@ -1,19 +1,22 @@
-"""Does reading clips longer than the encoder window window by window (`DiVA.hear`) recover what a
-single window misses? Long clips are made by joining five consecutive selection-set questions
-(VALID voices) with short pauses; WER of the reading, first window only vs all windows.
+"""Does reading clips longer than the encoder window piece by piece (`DiVA.hear`) recover what a
+single window misses, and how long should the pieces be? Long clips are made by joining
+consecutive selection-set questions (VALID voices) with short pauses; WER of the reading, first
+window only vs pieces of the encoder window and of each `--pieces` length.
 
-    python -m research.long_audio --checkpoint checkpoints/diva-mini-whisper [--clips 40]
+    python -m research.long_audio --checkpoint checkpoints/diva-mini-whisper --clips 40 --per-clip 5 \
+        --pieces 7.5 5 4 3 [--beam]
 """
 from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from diva.audio import SAMPLE_RATE, load_audio, split_windows
+from diva.audio import SAMPLE_RATE, load_audio
 from eval.metrics import word_errors
 
 SELECT = Path("data/eval/spoken_qa_select")
@@ -44,22 +47,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     model = load_diva(args.checkpoint, options={"bridge_decode": "llm-beam"} if args.beam else None).eval()
     window = model.config.encoder_seconds
-    totals = {"first window": [0, 0], "all windows": [0, 0], **{f"{s:g} s pieces": [0, 0] for s in args.pieces}}
+    lengths = [window, *args.pieces]                       # the encoder window, then shorter pieces
+    base = model.options
+    totals = {"first window": [0, 0], **{f"{s:g} s pieces": [0, 0] for s in lengths}}
     seconds = []
     for audio, text in long_clips(args.clips, args.per_clip):
         seconds.append(audio.size / SAMPLE_RATE)
-        read = lambda clips: model.read_speech_heard(model.speech_states(clips))[2]
-        heard = {"first window": read([audio[:int(window * SAMPLE_RATE)]])[0],
-                 "all windows": " ".join(read(split_windows(audio, window)))}
-        for s in args.pieces:
-            heard[f"{s:g} s pieces"] = " ".join(read(split_windows(audio, s)))
-        for key, heard in heard.items():
+        readings = {"first window": model.read_speech_heard(
+            model.speech_states([audio[:int(window * SAMPLE_RATE)]]))[2][0]}
+        for s in lengths:                                  # DiVA.hear, as the assistant reads
+            model.options = replace(base, window_seconds=s)
+            readings[f"{s:g} s pieces"] = model.hear([audio])[2][0]
+        for key, heard in readings.items():
             errors, words = word_errors(text, heard)
             totals[key][0] += errors
             totals[key][1] += words
     print(f"{args.clips} clips of {np.mean(seconds):.1f} s on average ({min(seconds):.1f}-{max(seconds):.1f} s)")
     for key, (errors, words) in totals.items():
-        print(f"{key:13s} WER {100 * errors / words:5.1f}  ({errors}/{words})")
+        print(f"{key:14s} WER {100 * errors / words:5.1f}  ({errors}/{words})")
     return 0
 
 
