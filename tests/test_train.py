@@ -309,6 +309,32 @@ def test_align_stage_then_init_from_it(tmp_path, corpus, tiny_models):
         init_connector(tiny_diva(n_queries=8), str(run / "final"))
 
 
+def test_keep_update_interpolates_between_start_and_trained_weights(tmp_path, corpus, tiny_models):
+    """train.keep_update 0.5: the stage's final connector lies half-way between the connector it
+    started from and the one it trained (its last checkpoint); the card says so; bad values fail early."""
+    from safetensors.torch import load_file
+    from diva.checkpoint import read_checkpoint
+    from train.config import ConfigError
+    from train.distill import train
+    from train.export import stage_summary
+    _, settings = corpus
+    start = train(_cfg(tmp_path, settings, tiny_models, loss="align", steps=2, run_dir=str(tmp_path / "a")))
+    run = train(_cfg(tmp_path, settings, tiny_models, loss="align", steps=2, init_from=str(start / "final"),
+                     keep_update=0.5, run_dir=str(tmp_path / "b")))
+    _, before, _ = read_checkpoint(start / "final")
+    _, final, raw = read_checkpoint(run / "final")
+    trained = load_file(str(run / "ckpt" / "step-0000002" / "connector.safetensors"))
+    assert raw["keep_update"] == 0.5 and "0.5 of its update kept" in stage_summary(run / "final")
+    moved = [k for k in final if not torch.equal(before[k], trained[k])]
+    assert "query_tokens" in moved
+    for key in moved:
+        torch.testing.assert_close(final[key], (before[key] + trained[key]) / 2, rtol=0, atol=1e-6, msg=key)
+    for bad, init in ((0.0, str(start / "final")), (1.5, str(start / "final")), (0.5, None)):
+        with pytest.raises(ConfigError, match="keep_update"):
+            train(_cfg(tmp_path, settings, tiny_models, loss="align", steps=1, init_from=init, keep_update=bad,
+                       run_dir=str(tmp_path / "c")))
+
+
 def test_whisper_head_stages_then_the_bridge(tmp_path, corpus, tiny_models):
     """The vocabulary-bridge recipe: the connector trained against Whisper's own head (CE, then
     CTC; the projection unused), then put behind the bridge by a 0-step stage that validates it
@@ -401,3 +427,16 @@ def test_entity_texts_name_places_and_people_many_times():
     assert all((t[0].isupper() or t[0].isdigit()) and t[-1] in ".?!" for t in texts)
     assert not any(" an United" in t or "(" in t for t in texts)
 
+
+
+@pytest.mark.skipif(not (Path("/usr/share/wordnet") / "cntlist.rev").exists(), reason="wordnet-base not installed")
+def test_word_texts_are_short_utterances_said_alone():
+    """wordnet-words: one to three words said on their own, the one source `collect` lets under 3 words."""
+    from train import text as T
+    texts = [t for t, _ in T.wordnet_words(T.read_wordnet())]
+    assert len(texts) > 10000 and "Eleventh." in texts
+    assert all(1 <= len(t.split()) <= 3 and t.endswith(".") for t in texts)
+    assert sum(len(t.split()) == 1 for t in texts) > 0.5 * len(texts)
+    mixed = T.collect({"wordnet-words": 0.5, "wordnet-questions": 0.5}, 200, seed=0)
+    assert any(len(t.split()) == 1 for t, s in mixed if s == "wordnet-words")
+    assert all(len(t.split()) >= 3 for t, s in mixed if s == "wordnet-questions")

@@ -38,7 +38,7 @@ TRAIN_DEFAULTS = dict(loss="distill", distill_weight=1.0, align_weight=1.0, alig
                       eps=1e-8, warmup=0.01, schedule="cosine", clip=1.0, precision="bf16", cache=True,
                       cache_dir="cache/train", eval_every=500, eval_examples=120, save_every=250,
                       keep_checkpoints=2, log_every=20, seed=0, run_dir="results/train/runs/diva",
-                      export_dir=None, init_from=None)
+                      export_dir=None, init_from=None, keep_update=1.0)
 TOP_KEYS = ("name", "corpus", "model", "inference", "train", "stages", "config_path")
 
 

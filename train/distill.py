@@ -24,7 +24,8 @@ import numpy as np
 import torch
 import yaml
 
-from train.checkpoints import init_connector, latest_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+from train.checkpoints import (init_connector, keep_part_of_update, latest_checkpoint, load_checkpoint, restore_rng,
+                               save_checkpoint)
 from diva.errors import ArgumentParser, fail
 from train.config import TRAIN_DEFAULTS, ConfigError, load_config, select_stage, stages
 from train.distributed import Ranks, ce_share, validation_batches
@@ -122,6 +123,9 @@ def train(cfg: dict) -> Path:
     from accelerate import Accelerator
     tcfg = {**TRAIN_DEFAULTS, **cfg.get("train", {})}
     run = Path(tcfg["run_dir"])
+    if tcfg["keep_update"] != 1.0 and not (0.0 < tcfg["keep_update"] < 1.0 and tcfg["init_from"]):
+        raise ConfigError(f"train.keep_update {tcfg['keep_update']}: a fraction in (0, 1] of the update "
+                          "from train.init_from (which must be set)")
     if not cfg.get("corpus", {}).get("hf"):
         from train.data import corpus_settings
         cfg = {**cfg, "corpus": corpus_settings(cfg)}
@@ -231,7 +235,12 @@ def log_validation(accelerator, metrics: Metrics | None, step: int, row: dict, s
 def finish(run: Path, diva, tcfg: dict, step: int, connector: dict | None = None) -> None:
     """Write the final connector (diva.checkpoint layout) and, if asked, export it with a card."""
     from diva.checkpoint import save_connector
-    save_connector(diva, run / "final", extra={"trained_steps": step, "loss": tcfg["loss"]}, state=connector)
+    extra = {"trained_steps": step, "loss": tcfg["loss"]}
+    if tcfg["keep_update"] != 1.0:
+        connector = connector or {k: v.detach().cpu() for k, v in diva.connector_state_dict().items()}
+        connector = keep_part_of_update(connector, tcfg["init_from"], tcfg["keep_update"])
+        extra["keep_update"] = tcfg["keep_update"]
+    save_connector(diva, run / "final", extra=extra, state=connector)
     if tcfg["export_dir"]:
         from train.export import export
         export(run, Path(tcfg["export_dir"]))

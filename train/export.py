@@ -47,6 +47,8 @@ def stage_summary(folder: Path, depth: int = 0) -> str:
         return f"`{folder}`"
     c = json.loads(config.read_text())
     line = f"`{folder}` ({c.get('loss')} loss, {c.get('trained_steps')} steps"
+    if c.get("keep_update"):
+        line += f", {c['keep_update']} of its update kept (interpolated with its start)"
     run_cfg = folder.parent / "config.yaml"
     if run_cfg.is_file():
         t = yaml.safe_load(run_cfg.read_text()).get("train", {})

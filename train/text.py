@@ -12,6 +12,9 @@ Sources (each yields `(text, source)` pairs; `collect` mixes, filters and dedupe
   that proper names occur many times: the gloss as a sentence ("Kathmandu is the capital and
   largest city of Nepal."), what kind of thing it is, what it is part of, and everyday mentions
   ("We spent a week in Nepal last summer."); prominent entities (many part-of links) get more.
+- `wordnet-words`: single words and short phrases said alone ("Foxtrot.", "Eleventh.", "Left
+  bracket."): the 1-3-word lemmas that occur in WordNet's sense-tagged corpus (`cntlist.rev`),
+  so that the connector also hears utterances of one or two words.
 WordNet 3.0 (Princeton University, WordNet 3.0 licence: use, copy, modify and distribute
 for any purpose, keeping the copyright notice) comes from Debian's `wordnet-base` package.
 """
@@ -196,8 +199,17 @@ def wordnet_entities(wn, seed: int = 0) -> list[tuple[str, str]]:
     return out
 
 
+def wordnet_words(wn, root: Path = WORDNET_DIR) -> list[tuple[str, str]]:
+    """Lemmas of up to three words seen in WordNet's sense-tagged corpus, each said on its own."""
+    lemmas = {line.split("%", 1)[0].replace("_", " ")
+              for line in (root / "cntlist.rev").read_text(encoding="latin-1").splitlines()}
+    return [(tidy(w), "wordnet-words") for w in sorted(lemmas) if 1 <= len(w.split()) <= 3]
+
+
 SOURCES = {"wordnet-examples": wordnet_examples, "wordnet-definitions": wordnet_definitions,
-           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities}
+           "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities,
+           "wordnet-words": wordnet_words}
+MIN_WORDS = {"wordnet-words": 1}  # the other sources are sentences of at least 3 words
 
 
 def usable(text: str, min_words: int = 3, max_words: int = 30, max_chars: int = 200) -> bool:
@@ -221,7 +233,7 @@ def collect(weights: dict[str, float], total: int, seed: int = 0,
         seen, pool = set(), []
         for text, src in SOURCES[name](wn):
             key = text.lower().strip(" ?.!")
-            if usable(text) and key not in seen and key not in banned:
+            if usable(text, MIN_WORDS.get(name, 3)) and key not in seen and key not in banned:
                 seen.add(key)
                 pool.append((text, src))
         rng.shuffle(pool)

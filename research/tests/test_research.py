@@ -124,3 +124,29 @@ def test_average_checkpoints_is_the_weighted_mean_and_refuses_other_architecture
     other = save_connector(tiny_diva(seed=2, **{**kw, "n_queries": 6}), tmp_path / "other")
     with pytest.raises(CheckpointError, match="n_queries"):
         average_checkpoints([str(a), str(other)], tmp_path / "bad")
+
+
+def test_toward_whisper_moves_only_the_decoder_copy_part_of_the_way(tmp_path):
+    """research.toward_whisper: each decoder-copy tensor moves the fraction toward Whisper's own
+    decoder; the queries and the slot positions stay; a fraction outside (0, 1) is refused."""
+    from diva.checkpoint import read_checkpoint, save_connector
+    from diva.model import DiVA, DivaConfig
+    from diva.models import load_whisper
+    from diva.testing import save_tiny_models
+    from research.toward_whisper import toward_whisper
+    whisper_dir, llm_dir = save_tiny_models(tmp_path / "models")
+    diva = DiVA.from_config(DivaConfig(encoder=whisper_dir, llm=llm_dir, n_queries=4, projection="whisper-vocab"))
+    with torch.no_grad():
+        for p in diva.connector.parameters():
+            p.add_(0.5)  # a "trained" copy, away from Whisper's weights
+    source = save_connector(diva, tmp_path / "trained")
+    out, moved = toward_whisper(str(source), tmp_path / "moved", 0.25)
+    (_, before, _), (_, after, raw) = read_checkpoint(source), read_checkpoint(out)
+    whisper = load_whisper(whisper_dir)[0].model.decoder.state_dict()
+    key = "connector.layers.0.fc1.weight"
+    torch.testing.assert_close(after[key], 0.75 * before[key] + 0.25 * whisper["layers.0.fc1.weight"])
+    assert moved > 10 and raw["toward_whisper"] == 0.25
+    for kept in ("query_tokens", "connector.embed_positions.weight"):
+        assert torch.equal(after[kept], before[kept])
+    with pytest.raises(ValueError, match="fraction"):
+        toward_whisper(str(source), tmp_path / "bad", 1.0)
