@@ -42,8 +42,6 @@ class InferenceOptions:
     beam_top_k: int = 8               # words per slot the beam considers
     beam_lm_weight: float = 0.5
     beam_length_bonus: float = 1.0    # per LLM token of the reading
-    blank_penalty: float = 0.0        # subtracted from the blank's logits before either reading: > 0
-                                      # leaves fewer slots empty (fewer words dropped)
     window_seconds: float | None = None  # audio is read in pieces of at most this long, cut at quiet
                                          # points (DiVA.hear); None: the encoder window
     prompt_layout: str = "native"     # where a text prompt goes (diva.prompt.LAYOUT_STYLES); the
@@ -124,21 +122,17 @@ class VocabularyBridge(nn.Module):
         self.register_buffer("targets", targets, persistent=False)
         self.register_buffer("carries_word", token_map >= 0, persistent=False)
 
-    def head_logits(self, states: torch.Tensor, blank_penalty: float = 0.0) -> torch.Tensor:
-        """Whisper's head over the slots; `blank_penalty` is taken off every token that is not a word."""
-        logits = states @ self.whisper_table.to(states.dtype).T
-        if blank_penalty:
-            logits = logits - blank_penalty * (~self.carries_word).to(logits.dtype)
-        return logits
+    def head_logits(self, states: torch.Tensor) -> torch.Tensor:
+        return states @ self.whisper_table.to(states.dtype).T
 
-    def read(self, states: torch.Tensor, temperature: float, blank_penalty: float = 0.0):
+    def read(self, states: torch.Tensor, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         """CTC's greedy reading: the LLM embeddings (..., Q, d_llm) and the slots the LLM sees
         (..., Q): True where the head's top token is a word (not the blank) and not a repeat."""
-        return self.read_top(states, temperature, blank_penalty)[:2]
+        return self.read_top(states, temperature)[:2]
 
-    def read_top(self, states: torch.Tensor, temperature: float, blank_penalty: float = 0.0):
+    def read_top(self, states: torch.Tensor, temperature: float):
         """`read` plus each slot's top Whisper token (..., Q)."""
-        logits = self.head_logits(states, blank_penalty)
+        logits = self.head_logits(states)
         top = logits.argmax(-1)
         keep = self.carries_word[top] & ~repeats_previous(top)
         return (logits / temperature).softmax(-1) @ self.targets.to(states.dtype), keep, top
@@ -229,7 +223,7 @@ class SlotReader:
         self.whisper_tokenizer, self.options = whisper_tokenizer, options
 
     def greedy(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.bridge.read(states, self.options.bridge_temperature, self.options.blank_penalty)
+        return self.bridge.read(states, self.options.bridge_temperature)
 
     def __call__(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, Q, d_whisper) connector states -> virtual tokens (B, T, d_llm) and the (B, T) slots
@@ -240,12 +234,11 @@ class SlotReader:
         """`__call__` plus the reading as text, per clip: the kept slots' top Whisper tokens
         decoded (greedy) or the question the LLM rescoring picked (llm-beam)."""
         if self.options.bridge_decode == "greedy":
-            virtual, keep, top = self.bridge.read_top(states, self.options.bridge_temperature,
-                                                      self.options.blank_penalty)
+            virtual, keep, top = self.bridge.read_top(states, self.options.bridge_temperature)
             texts = [self.whisper_tokenizer.decode(ids[kept].tolist(), skip_special_tokens=True).strip()
                      for ids, kept in zip(top, keep)]
             return virtual, keep, texts
-        questions = self.questions(self.bridge.head_logits(states, self.options.blank_penalty))
+        questions = self.questions(self.bridge.head_logits(states))
         table = self.llm.get_input_embeddings()
         rows = [table(torch.tensor(self.layout.transcript_ids(q), dtype=torch.long, device=states.device))
                 for q in questions]
