@@ -28,7 +28,7 @@ class Batcher:
         self.window_s = window_s
         self.max_wait_s = 10 * window_s if max_wait_s is None else max_wait_s
         self.max_batch = max(1, max_batch)
-        self.batch_sizes: Counter[int] = Counter()   # decoded batches by size
+        self.batch_sizes: Counter[int] = Counter()   # batches handed to the model, by size
         self._queue: queue.Queue[Job | None] = queue.Queue()
         self._running: list[Job] = []
         self._last_round = 1
@@ -93,10 +93,10 @@ class Batcher:
                 job.fail(ShuttingDown("the server is shutting down"))
             self._running = []
             return
+        self.batch_sizes[len(jobs)] += 1  # before the jobs finish: a waiter may look at once
         try:
             with self.assistant._lock:
                 self.assistant.run_jobs(jobs)
-            self.batch_sizes[len(jobs)] += 1
         except Exception as error:  # every job of the batch hears of it
             for job in jobs:
                 job.fail(error)
