@@ -69,9 +69,8 @@ def load_checkpoint(path: Path, diva) -> dict:
 
 def keep_part_of_update(state: dict, source: str, keep: float) -> dict:
     """Weight-space interpolation between the stage's start and its end (WiSE-FT, Wortsman et al.
-    2022): start + keep * (end - start) for every tensor the start checkpoint shares."""
-    if not 0.0 < keep <= 1.0:
-        raise CheckpointError(f"train.keep_update must be in (0, 1], got {keep}")
+    2022): start + keep * (end - start) for every tensor the start checkpoint shares (train()
+    checks `keep` before the stage runs)."""
     _, start, _ = read_checkpoint(source)
     return {k: (start[k].double() + keep * (v.double() - start[k].double())).to(v.dtype)
             if k in start and start[k].shape == v.shape else v for k, v in state.items()}
