@@ -18,12 +18,9 @@ so its audio varies slightly from call to call; the other engines are determinis
 """
 from __future__ import annotations
 
-import atexit
 import functools
 import io
 import math
-import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -119,18 +116,9 @@ TRAIN_VOICES = tuple(v.name for v in VOICES.values()
                      and v.name not in UNHEARD_VOICES)
 
 
-# Generated espeak speakers: "espeak:<accent>+s<k>" is a voice variant whose formants, pitch and
-# voice quality are drawn from k (`speaker_variant`), so a corpus can have thousands of espeak
-# speakers instead of the 30 stock variants. The accent decides the split, as for stock variants.
-GENERATED = re.compile(r"^espeak:(?P<accent>[a-z0-9-]+)\+s(?P<k>\d{1,6})$")
-
-
 def get_voice(name: str | Voice) -> Voice:
     if isinstance(name, Voice):
         return name
-    match = GENERATED.match(name)
-    if match and match["accent"] in ESPEAK_ACCENTS:
-        return Voice(name, "espeak", f"{match['accent']}+s{match['k']}", f"espeak-{match['accent']}")
     try:
         return VOICES[name]
     except KeyError:
@@ -162,62 +150,11 @@ def _read_wav(data: bytes | Path) -> tuple[np.ndarray, int]:
     return audio.mean(axis=1), rate
 
 
-def speaker_variant(k: int) -> str:
-    """The espeak-ng variant file of generated speaker k: pitch range, formant frequencies,
-    strengths and widths, and voice quality (breathiness, roughness, flutter, Klatt source) drawn
-    around the stock variants' values."""
-    rng = np.random.default_rng([7919, k])
-    low = float(np.exp(rng.uniform(np.log(70), np.log(190))))           # lowest pitch, Hz
-    lines = ["language variant", f"name s{k}", f"pitch {low:.0f} {low * rng.uniform(1.3, 1.8):.0f}"]
-    scale = rng.uniform(0.9, 1.12)                                        # vocal tract length
-    for formant in range(1, 6):
-        freq = 100 * scale * rng.uniform(0.95, 1.05)
-        lines.append(f"formant {formant} {freq:.0f} {rng.uniform(70, 130):.0f} {rng.uniform(80, 130):.0f}")
-    if rng.random() < 0.4:
-        lines.append(f"klatt {rng.integers(1, 5)}")
-    if rng.random() < 0.4:
-        lines.append("breath " + " ".join(str(b) for b in rng.integers(0, 30, 4)))
-    lines += [f"voicing {rng.integers(70, 131)}", f"consonants {rng.integers(70, 121)}",
-              f"roughness {rng.integers(0, 4)}", f"flutter {rng.integers(0, 40)}"]
-    return "\n".join(lines) + "\n"
-
-
-@functools.lru_cache(maxsize=1)
-def _espeak_data() -> Path:
-    """A private copy of espeak-ng's data folder (links to the installed files) whose variants
-    folder can take generated speakers."""
-    installed = Path(_run(["espeak-ng", "--version"]).stdout.decode().split("Data at:")[-1].strip())
-    root = Path(tempfile.mkdtemp(prefix="espeak-"))
-    owner = os.getpid()
-    atexit.register(lambda: os.getpid() == owner and shutil.rmtree(root, ignore_errors=True))
-    data = root / "espeak-ng-data"
-    (data / "voices" / "!v").mkdir(parents=True)
-    for item in installed.iterdir():
-        if item.name != "voices":
-            (data / item.name).symlink_to(item)
-    for item in (installed / "voices").iterdir():
-        if item.name != "!v":
-            (data / "voices" / item.name).symlink_to(item)
-    for item in (installed / "voices" / "!v").iterdir():
-        (data / "voices" / "!v" / item.name).symlink_to(item)
-    return root
-
-
 def _espeak(voice: Voice, text: str, speed: float, pitch: float) -> tuple[np.ndarray, int]:
     wpm = max(80, min(450, round(ESPEAK_WPM * speed)))
     # espeak's pitch scale is roughly logarithmic: one octave ~ 50 steps around the default
     p = max(0, min(99, round(ESPEAK_PITCH + 50 * math.log2(pitch))))
-    path = []
-    if GENERATED.match(voice.name):
-        root = _espeak_data()
-        variant = root / "espeak-ng-data" / "voices" / "!v" / voice.ident.split("+")[1]
-        if not variant.exists():
-            fd, tmp = tempfile.mkstemp(dir=variant.parent)
-            with os.fdopen(fd, "w") as f:
-                f.write(speaker_variant(int(voice.ident.split("+s")[1])))
-            os.replace(tmp, variant)
-        path = [f"--path={root}"]
-    done = _run(["espeak-ng", *path, "-v", voice.ident, "-s", str(wpm), "-p", str(p), "--stdout"],
+    done = _run(["espeak-ng", "-v", voice.ident, "-s", str(wpm), "-p", str(p), "--stdout"],
                 input=text.encode())
     return _read_wav(done.stdout)
 
@@ -323,9 +260,7 @@ class VoiceSampler:
     """Draws a (voice, speed, pitch) per utterance index, independent of order and workers.
 
     Engines are drawn first (by `engine_weights`), then a voice uniformly within the engine,
-    so the ~180 espeak voices don't drown out the few flite/festival/piper ones. With
-    `espeak_speakers` = N > 0, an espeak voice keeps its accent but speaks as one of N generated
-    speakers (`speaker_variant`) instead of its stock variant.
+    so the ~180 espeak voices don't drown out the few flite/festival/piper ones.
     """
     voices: tuple[str, ...] = TRAIN_VOICES
     seed: int = 0
@@ -333,7 +268,6 @@ class VoiceSampler:
     pitch_range: tuple[float, float] = (0.88, 1.15)
     engine_weights: tuple[tuple[str, float], ...] = (("espeak", 0.55), ("flite", 0.25),
                                                      ("festival", 0.1), ("piper", 0.1))
-    espeak_speakers: int = 0
 
     def draw(self, index: int) -> Rendering:
         rng = np.random.default_rng([self.seed, index])
@@ -348,11 +282,7 @@ class VoiceSampler:
         # log-uniform so that 0.85x and 1/0.85x are equally likely
         speed = float(np.exp(rng.uniform(*np.log(self.speed_range))))
         pitch = float(np.exp(rng.uniform(*np.log(self.pitch_range))))
-        seed = int(rng.integers(2**31))
-        if engine == "espeak" and self.espeak_speakers > 0:
-            accent = get_voice(voice).ident.split("+")[0]
-            voice = f"espeak:{accent}+s{rng.integers(self.espeak_speakers)}"
-        return Rendering(voice, round(speed, 3), round(pitch, 3), seed)
+        return Rendering(voice, round(speed, 3), round(pitch, 3), int(rng.integers(2**31)))
 
 
 def render(text: str, rendering: Rendering) -> np.ndarray:

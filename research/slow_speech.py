@@ -1,12 +1,10 @@
 """Slow or low speech on the selection set: the selection questions spoken by the VALID voices at a
 speed and pitch outside training (0.8x by default), read by DiVA as they are and corrected with
 sox (`--tempo`: faster, same pitch; `--repitch`: higher, same tempo). Says how much of the loss
-such a correction would win back. `--generated` speaks each question with a new generated espeak
-speaker of the VALID accent (`espeak:en-gb-scotland+s<100000 + i>`; no training clip has that accent)
-instead of the VALID voices: how well a connector hears espeak speakers it never met.
+such a correction would win back.
 
     python -m research.slow_speech --checkpoint checkpoints/diva-mini-whisper --speed 0.8 \
-        [--pitch 0.8] --tempo 1.0 1.25 [--repitch 1.25] [--limit 208] [--beam] [--generated]
+        [--pitch 0.8] --tempo 1.0 1.25 [--repitch 1.25] [--limit 208] [--beam]
 """
 from __future__ import annotations
 
@@ -20,13 +18,10 @@ from eval.metrics import word_errors
 from eval.offline import read_jsonl, stable_seed
 
 
-def slow_clips(speed: float, pitch: float, limit: int | None,
-               generated: bool = False) -> list[tuple[str, np.ndarray]]:
+def slow_clips(speed: float, pitch: float, limit: int | None) -> list[tuple[str, np.ndarray]]:
     rows = read_jsonl("spoken_qa_select.jsonl")[:limit]
-    voice = (lambda i: f"espeak:en-gb-scotland+s{100000 + i}") if generated else \
-        (lambda i: VALID_VOICES[i % len(VALID_VOICES)])
-    return [(r["question"], synthesize(r["question"], voice(i), speed=speed, pitch=pitch,
-                                       seed=stable_seed(r["id"])))
+    return [(r["question"], synthesize(r["question"], VALID_VOICES[i % len(VALID_VOICES)], speed=speed,
+                                       pitch=pitch, seed=stable_seed(r["id"])))
             for i, r in enumerate(rows)]
 
 
@@ -53,12 +48,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repitch", type=float, nargs="+", default=[1.0])
     p.add_argument("--limit", type=int)
     p.add_argument("--beam", action="store_true", help="read with the LLM-rescored beam")
-    p.add_argument("--generated", action="store_true", help="new generated espeak speakers of the VALID accent")
     args = p.parse_args(argv)
     model = load_diva(args.checkpoint, options={"bridge_decode": "llm-beam"} if args.beam else None)
-    clips = slow_clips(args.speed, args.pitch, args.limit, args.generated)
+    clips = slow_clips(args.speed, args.pitch, args.limit)
     seconds = sum(len(a) for _, a in clips) / SAMPLE_RATE / len(clips)
-    print(f"{len(clips)} selection questions{' (generated speakers)' if args.generated else ''} at {args.speed}x speed, {args.pitch}x pitch "
+    print(f"{len(clips)} selection questions at {args.speed}x speed, {args.pitch}x pitch "
           f"({seconds:.1f} s each on average)")
     for tempo in args.tempo:
         for repitch in args.repitch:

@@ -104,18 +104,6 @@ def test_corpus_packs_texts_from_an_index_on(tmp_path):
     assert load_corpus(tmp_path / "p", "valid")["transcript"][0] in TEXTS
 
 
-def test_corpus_with_generated_speakers_uses_them_for_training_only(tmp_path):
-    from train.data import build, load_corpus
-    settings = dict(name="g", root=str(tmp_path), n_train=4, n_valid=1, seed=0, texts=TEXTS, voices=ESPEAK,
-                    speed_range=[1.0, 1.0], pitch_range=[1.0, 1.0], noise_prob=0.0, snr_db=[15, 30],
-                    shard_size=4, workers=1, exclude=[], text_weights={}, espeak_speakers=30)
-    folder = build(settings)
-    train, valid = load_corpus(folder, "train"), load_corpus(folder, "valid")
-    assert all(V.GENERATED.match(v) for v in train["voice"])
-    assert list(valid["voice"]) == ESPEAK["valid"]
-    assert "30 generated speakers" in (folder / "DATACARD.md").read_text()
-
-
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     """The tiny random Whisper and Llama as model folders, named in configs like any model."""

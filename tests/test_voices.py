@@ -91,30 +91,3 @@ def test_bad_inputs():
         V.synthesize(SENTENCE, "espeak:klingon")
     with pytest.raises(V.SynthesisError):
         V.synthesize("   ", "espeak:en-us")
-
-
-def test_generated_espeak_speakers_are_fixed_and_distinct():
-    _need("espeak:en-us")
-    a = V.synthesize(SENTENCE, "espeak:en-us+s12", seed=1)
-    assert np.array_equal(a, V.synthesize(SENTENCE, "espeak:en-us+s12", seed=1))   # k fixes the voice
-    b = V.synthesize(SENTENCE, "espeak:en-us+s13", seed=1)
-    stock = V.synthesize(SENTENCE, "espeak:en-us", seed=1)
-    assert not (a.size == b.size and np.allclose(a, b)) and not (a.size == stock.size and np.allclose(a, stock))
-    assert V.speaker_variant(12) == V.speaker_variant(12) != V.speaker_variant(13)
-    # the accent decides the split; unknown accents are not voices
-    assert V.split_of("espeak:en-us+s12") == "train" and V.split_of("espeak:en-gb-x-rp+s12") == "test"
-    with pytest.raises(KeyError):
-        V.get_voice("espeak:klingon+s1")
-
-
-def test_sampler_with_generated_speakers_changes_only_espeak_voices():
-    stock, generated = V.VoiceSampler(seed=4), V.VoiceSampler(seed=4, espeak_speakers=50)
-    draws = [(stock.draw(i), generated.draw(i)) for i in range(60)]
-    for s, g in draws:
-        assert (s.speed, s.pitch, s.seed) == (g.speed, g.pitch, g.seed)
-        if V.get_voice(s.voice).engine == "espeak":
-            accent = V.get_voice(s.voice).ident.split("+")[0]
-            assert g.voice.startswith(f"espeak:{accent}+s") and int(g.voice.split("+s")[1]) < 50
-        else:
-            assert g.voice == s.voice
-    assert sum(g.voice != s.voice for s, g in draws) > 10

@@ -28,7 +28,7 @@ CORPUS_DEFAULTS = dict(name="mini", root="data/corpus", n_train=2000, n_valid=20
                        text_weights={"wordnet-examples": 0.4, "wordnet-definitions": 0.2,
                                      "wordnet-questions": 0.4},
                        speed_range=[0.85, 1.2], pitch_range=[0.88, 1.15], noise_prob=0.3,
-                       snr_db=[12, 35], espeak_speakers=0, shard_size=250, workers=2, exclude=[],
+                       snr_db=[12, 35], shard_size=250, workers=2, exclude=[],
                        pack_chars=0, pack_from=0, train_from=0)
 CORPUS_OTHER_KEYS = ("texts", "voices",                        # explicit texts / voices (tests, small runs)
                      "hf", "splits", "text_column", "audio_column", "max_train", "max_valid")  # a real corpus

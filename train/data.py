@@ -148,8 +148,7 @@ def sampler_for(split: str, settings: dict) -> V.VoiceSampler:
     if any(V.split_of(v) in held_out for v in voices):
         raise ValueError(f"{split} voices must come from the {split} split of diva.voices")
     return V.VoiceSampler(voices=tuple(voices), seed=settings["seed"] + (0 if split == "train" else 1),
-                          speed_range=tuple(settings["speed_range"]), pitch_range=tuple(settings["pitch_range"]),
-                          espeak_speakers=settings.get("espeak_speakers", 0) if split == "train" else 0)
+                          speed_range=tuple(settings["speed_range"]), pitch_range=tuple(settings["pitch_range"]))
 
 
 def shard_plan(rows: list[dict], settings: dict) -> list[tuple[str, int, int]]:
@@ -283,11 +282,6 @@ def audio_array(item) -> np.ndarray:
     return load_audio(item)
 
 
-def speakers_note(settings: dict) -> str:
-    n = settings.get("espeak_speakers", 0)
-    return f"; espeak clips speak as one of {n} generated speakers (`diva.voices.speaker_variant`)" if n else ""
-
-
 def packing_note(settings: dict) -> str:
     if not settings.get("pack_chars"):
         return ""
@@ -326,7 +320,7 @@ Texts matching the evaluation questions ({settings['exclude'] or 'none given'}) 
 ## Speech
 - Engines and voices: espeak-ng (GPL-3; {len(V.ESPEAK_ACCENTS)} accents x {len(V.ESPEAK_VARIANTS)} variants),
   flite (BSD-like CMU licence; awb, kal, kal16), festival (kal_diphone); see `diva/voices.py`.
-- Train voices: {len(V.TRAIN_VOICES)} voices, none of the held-out speakers{speakers_note(settings)}. Validation voices:
+- Train voices: {len(V.TRAIN_VOICES)} voices, none of the held-out speakers. Validation voices:
   {', '.join(V.VALID_VOICES)}. Test voices (never used here; for the eval suites): {', '.join(V.TEST_VOICES)}.
 - Speed x{settings['speed_range'][0]}-{settings['speed_range'][1]}, pitch x{settings['pitch_range'][0]}-{settings['pitch_range'][1]}
   (log-uniform); white/pink/brown noise on {settings['noise_prob']:.0%} of clips at SNR
