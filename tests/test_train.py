@@ -440,15 +440,3 @@ def test_word_texts_are_short_utterances_said_alone():
     mixed = T.collect({"wordnet-words": 0.5, "wordnet-questions": 0.5}, 200, seed=0)
     assert any(len(t.split()) == 1 for t, s in mixed if s == "wordnet-words")
     assert all(len(t.split()) >= 3 for t, s in mixed if s == "wordnet-questions")
-
-
-def test_word_lists_say_every_one_word_lemma_once():
-    """wordnet-word-lists: lists of three to six one-word lemmas, each lemma in exactly one list."""
-    from train import text as T
-    wn = T.read_wordnet()
-    lists = [t for t, _ in T.wordnet_word_lists(wn)]
-    words = [w for t in lists for w in t.rstrip(".").split(", ")]
-    lemmas = {l for synsets in wn.values() for s in synsets for l in s.lemmas if l.isalpha() and len(l) >= 3}
-    assert all(3 <= len(t.split(", ")) <= 6 for t in lists[:-1]) and all(t.endswith(".") for t in lists)
-    assert len(words) == len(lemmas) > 50000 and {"hafnium", "trellis"} <= {w.lower() for w in words}
-    assert lists == [t for t, _ in T.wordnet_word_lists(wn)]          # the same lists every time

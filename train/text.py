@@ -206,24 +206,9 @@ def wordnet_words(wn, root: Path = WORDNET_DIR) -> list[tuple[str, str]]:
     return [(tidy(w), "wordnet-words") for w in sorted(lemmas) if 1 <= len(w.split()) <= 3]
 
 
-def wordnet_word_lists(wn, seed: int = 0) -> list[tuple[str, str]]:
-    """Every one-word WordNet lemma once, in shuffled lists of three to six ("Hafnium, trellis,
-    abscond, Mozambique."): rare words and their spellings, each said clearly apart."""
-    words = sorted({lemma for synsets in wn.values() for s in synsets for lemma in s.lemmas
-                    if lemma.isalpha() and len(lemma) >= 3})
-    rng = random.Random(seed)
-    rng.shuffle(words)
-    out, start = [], 0
-    while start < len(words):
-        size = rng.randint(3, 6)
-        out.append((tidy(", ".join(words[start:start + size])), "wordnet-word-lists"))
-        start += size
-    return out
-
-
 SOURCES = {"wordnet-examples": wordnet_examples, "wordnet-definitions": wordnet_definitions,
            "wordnet-questions": wordnet_questions, "wordnet-entities": wordnet_entities,
-           "wordnet-words": wordnet_words, "wordnet-word-lists": wordnet_word_lists}
+           "wordnet-words": wordnet_words}
 MIN_WORDS = {"wordnet-words": 1}  # the other sources are sentences of at least 3 words
 
 
