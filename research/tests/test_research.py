@@ -150,3 +150,25 @@ def test_toward_whisper_moves_only_the_decoder_copy_part_of_the_way(tmp_path):
         assert torch.equal(after[kept], before[kept])
     with pytest.raises(ValueError, match="fraction"):
         toward_whisper(str(source), tmp_path / "bad", 1.0)
+
+
+def test_reading_wer_counts_errors_and_the_rare_words_found():
+    from diva.assets import is_ready, resolve
+    if not is_ready("whisper-tiny.en"):
+        pytest.skip("whisper-tiny.en not prepared (make assets)")
+    from transformers import WhisperTokenizer
+
+    from eval.item import Item
+    from research.reading_wer import rare_words, reading_wer
+    tokenizer = WhisperTokenizer.from_pretrained(resolve("whisper-tiny.en"))
+    assert rare_words("What is the chemical symbol for hafnium?", tokenizer) == ["hafnium"]
+
+    class Reader:                      # an assistant whose reading drops the rare word
+        name = "reader"
+
+        def transcribe(self, audios):
+            return ["what is the chemical symbol for" for _ in audios]
+
+    noise = np.random.default_rng(0).normal(0, 0.1, 1600).astype(np.float32)
+    items = [Item("a", ["Hf"], "What is the chemical symbol for hafnium?", noise)] * 3
+    assert reading_wer(Reader(), items, tokenizer) == (3, 3, 21, 3, 0)
