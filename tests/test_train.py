@@ -428,7 +428,6 @@ def test_entity_texts_name_places_and_people_many_times():
     assert not any(" an United" in t or "(" in t for t in texts)
 
 
-
 @pytest.mark.skipif(not (Path("/usr/share/wordnet") / "cntlist.rev").exists(), reason="wordnet-base not installed")
 def test_word_texts_are_short_utterances_said_alone():
     """wordnet-words: one to three words said on their own, the one source `collect` lets under 3 words."""
