@@ -34,16 +34,16 @@ def threads_per_worker(cores: int | None = None) -> int:
 
 
 class ModelWorker:
-    def __init__(self, name: str, log_dir: str | Path, threads: int | None = None):
+    def __init__(self, name: str, log_dir: str | Path, threads: int | None = None, key: str | None = None):
         self.name = name
         self.port = free_port()
-        self.key = secrets.token_urlsafe(24)
+        self.key = key or secrets.token_urlsafe(24)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         Path(log_dir).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(log_dir) / f"{name.replace('/', '_')}.log"
         threads = threads or threads_per_worker()
         command = [sys.executable, "-m", "diva", "serve", "--assistant", name, "--port", str(self.port),
-                   "--api-key", self.key, "--threads", str(threads), "--parent-pid", str(os.getpid())]
+                   f"--api-key={self.key}", "--threads", str(threads), "--parent-pid", str(os.getpid())]
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,

@@ -82,7 +82,8 @@ def test_each_model_decodes_with_its_own_options_and_the_battle_stores_them(aren
 
 
 def test_a_worker_that_cannot_start_says_why(tmp_path):
-    worker = ModelWorker("no-such-assistant", tmp_path)
+    # a random key may begin with "-"; it must still reach the server as the key, not as an option
+    worker = ModelWorker("no-such-assistant", tmp_path, key="-dash-first-key")
     with pytest.raises(WorkerError, match="exited with status 2.*no-such-assistant"):
         worker.wait_ready(timeout_s=120)
     assert worker.process.poll() is not None
