@@ -4,7 +4,8 @@ Two models answering in one Python process take turns for its interpreter lock, 
 every core, so on a small machine both sides of a battle start far later than either alone. In
 their own processes, with the cores split between them, each side starts close to its solo time,
 and concurrent battles reach each model's server, which decodes them as one batch
-(diva.batching). A worker serves under a random key, exits when the arena process ends (even by
+(diva.batching). A worker serves under a random key, passed in its environment rather than on its
+command line (where other users could read it), exits when the arena process ends (even by
 kill -9), and logs to `<log_dir>/<model>.log`.
 """
 from __future__ import annotations
@@ -43,8 +44,9 @@ class ModelWorker:
         self.log_path = Path(log_dir) / f"{name.replace('/', '_')}.log"
         threads = threads or threads_per_worker()
         command = [sys.executable, "-m", "diva", "serve", "--assistant", name, "--port", str(self.port),
-                   f"--api-key={self.key}", "--threads", str(threads), "--parent-pid", str(os.getpid())]
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
+                   "--threads", str(threads), "--parent-pid", str(os.getpid())]
+        env = {**os.environ, "DIVA_API_KEY": self.key, "OMP_NUM_THREADS": str(threads),
+               "TOKENIZERS_PARALLELISM": "false"}
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             cwd=REPO_ROOT, stdin=subprocess.DEVNULL)

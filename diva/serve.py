@@ -2,6 +2,8 @@
 
     python -m diva serve --assistant cascade-mini [--host 127.0.0.1 --port 8000 --api-key KEY]
 
+(or the key in $DIVA_API_KEY instead of --api-key).
+
 `GET /v1/models` lists the one served model; `POST /v1/chat/completions` answers the whole
 conversation: system, user and assistant messages go through the LLM's chat template, and a user
 message's `input_audio` part (base64 wav/mp3/flac/ogg/...; an `audio_url` data: URL works too) is
@@ -256,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assistant", required=True, help="registry name (see `python -m diva list`)")
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--api-key", default=None, help="require `Authorization: Bearer KEY`")
+    parser.add_argument("--api-key", default=os.environ.get("DIVA_API_KEY") or None,
+                        help="require `Authorization: Bearer KEY` (default: $DIVA_API_KEY, which keeps the key "
+                             "out of process listings)")
     parser.add_argument("--max-body-mb", type=float, default=MAX_BODY_BYTES / 2**20,
                         help="refuse larger request bodies with 413 (default 25)")
     parser.add_argument("--batch-window-ms", type=float, default=20.0,

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from arena_helpers import spoken_question
@@ -56,6 +57,14 @@ def test_each_local_model_answers_from_its_own_server_process(arena, question):
     assert [s.model for s in sides] == ["cascade-mini", "diva-mini"]
     assert all(s.error is None and s.text and 0 < s.ttft_s <= s.total_s for s in sides)
     assert "serving diva-mini" in arena.workers["diva-mini"].log_path.read_text()  # each worker logs
+
+
+def test_a_worker_answers_only_its_key_which_is_not_on_its_command_line(arena):
+    worker = arena.workers["cascade-mini"]
+    assert worker.key not in " ".join(worker.process.args)  # `ps` would show it to every user
+    assert httpx.get(f"{worker.base_url}/models", timeout=10).status_code == 401
+    assert httpx.get(f"{worker.base_url}/models", headers={"Authorization": f"Bearer {worker.key}"},
+                     timeout=10).status_code == 200
 
 
 def test_what_a_side_heard_comes_back_from_its_worker_and_is_stored(arena, question):
